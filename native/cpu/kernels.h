@@ -1,0 +1,94 @@
+// The table of CPU kernels that exist once per instruction set.
+// Every entry is plain C++ over contiguous float32 buffers (no napi.h); the
+// N-API layer validates arguments, allocates outputs and calls through here.
+// isa_scalar.cc, isa_avx2.cc and isa_avx512.cc compile the same sources
+// (kernels_impl.inc) with different compiler flags; runtime/isa.cc picks one.
+#pragma once
+#include <cstdint>
+
+namespace tk {
+
+enum class UnaryOp : int { Neg, Exp, Log, Sqrt, Scale, Pow, Gelu, Silu, Relu };
+enum class BinaryOp : int { Add, Sub, Mul, Div };
+enum class ReduceOp : int { Sum, Mean, Max };
+
+// C[m, n] = sum_k opA(A)[m, k] * opB(B)[k, n]   (+ C when accumulate)
+// A is stored row-major [M, K] (or [K, M] when trans_a), B is [K, N] (or [N, K]).
+struct GemmArgs {
+  int64_t M, N, K;
+  const float* A;
+  int64_t lda;  // row stride of A as stored
+  bool trans_a;
+  const float* B;
+  int64_t ldb;
+  bool trans_b;
+  float* C;
+  int64_t ldc;
+  bool accumulate;
+};
+
+struct KernelTable {
+  const char* name;
+  // ---- matmul
+  void (*gemm)(const GemmArgs& g);
+  // ---- elementwise; x, y, gy, gx: [n]
+  void (*unary_forward)(UnaryOp op, const float* x, float* y, int64_t n, float p);
+  // backward reads x (input) and y (output) as the op needs; gx = gy * dy/dx
+  void (*unary_backward)(UnaryOp op, const float* x, const float* y, const float* gy, float* gx,
+                         int64_t n, float p);
+  // y[i] = a[i * sa] op b[i * sb] for i < n, sa and sb in {0, 1}
+  void (*binary_inner)(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* y,
+                       int64_t n);
+  // ---- reductions over the middle axis of x viewed as [outer, n, inner]; y: [outer, inner]
+  // idx (Max only): argmax along the axis, [outer, inner]
+  void (*reduce_axis)(ReduceOp op, const float* x, int64_t outer, int64_t n, int64_t inner, float* y,
+                      int32_t* idx);
+  // ---- softmax / logSoftmax over the middle axis of [outer, n, inner]
+  void (*softmax_forward)(const float* x, float* y, int64_t outer, int64_t n, int64_t inner, bool log);
+  void (*softmax_backward)(const float* y, const float* gy, float* gx, int64_t outer, int64_t n,
+                           int64_t inner, bool log);
+  // ---- cross entropy; logits [N, V], targets [N]; loss [N] (0 for ignored rows), lse [N]
+  void (*cross_entropy_forward)(const float* logits, const int32_t* targets, int64_t N, int64_t V,
+                                int32_t ignore_index, float* loss, float* lse);
+  // gx[i, :] = g_row[i] * (softmax(logits[i]) - onehot(target[i])), zero for ignored rows
+  void (*cross_entropy_backward)(const float* logits, const float* lse, const int32_t* targets,
+                                 const float* g_row, int64_t N, int64_t V, int32_t ignore_index,
+                                 float* gx);
+  // ---- normalizations over the last axis; x, y: [rows, C]; mean, rstd: [rows]
+  void (*layer_norm_forward)(const float* x, const float* w, const float* b, int64_t rows, int64_t C,
+                             float eps, float* y, float* mean, float* rstd);
+  // gw, gb: [C] (may be null); they are overwritten, not accumulated
+  void (*layer_norm_backward)(const float* x, const float* w, const float* mean, const float* rstd,
+                              const float* gy, int64_t rows, int64_t C, float* gx, float* gw,
+                              float* gb);
+  void (*rms_norm_forward)(const float* x, const float* w, int64_t rows, int64_t C, float eps,
+                           float* y, float* rstd);
+  void (*rms_norm_backward)(const float* x, const float* w, const float* rstd, const float* gy,
+                            int64_t rows, int64_t C, float* gx, float* gw);
+  // ---- rotary embedding (rotate-half convention, as Hugging Face Llama)
+  // x, y: [BH, T, D]; positions: [T]; inverse rotates by -angle (the backward)
+  void (*rope)(const float* x, const int32_t* positions, int64_t BH, int64_t T, int64_t D, float theta,
+               bool inverse, float* y);
+  // ---- dropout: y = x * keep / (1 - p), keep drawn from (seed, element index)
+  void (*dropout)(const float* x, float* y, int64_t n, float p, uint64_t seed);
+  // ---- benchmark support: a register-only FMA loop; returns the flops it did
+  double (*fma_loop)(int64_t iters, float* sink);
+};
+
+const KernelTable& kernels_scalar();
+const KernelTable& kernels_avx2();
+const KernelTable& kernels_avx512();
+
+// Counter-based random bits shared by every ISA (splitmix64 of seed and index).
+inline uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+// uniform in [0, 1) with 24 bits
+inline float uniform01(uint64_t seed, uint64_t i) {
+  return static_cast<float>(mix64(seed * 0x9E3779B97F4A7C15ull + i) >> 40) * (1.0f / 16777216.0f);
+}
+
+}  // namespace tk

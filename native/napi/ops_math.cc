@@ -1,0 +1,593 @@
+// Bindings of the differentiable math ops. Each validates its arguments,
+// allocates the outputs and calls the active ISA's kernel (runtime/isa.h).
+#include <cmath>
+#include <cstring>
+
+#include "../cpu/baseline.h"
+#include "../runtime/isa.h"
+#include "bindings.h"
+
+namespace tk {
+namespace {
+
+Napi::Object new_f32(Napi::Env env, const Shape& s, TensorWrap** w) {
+  Napi::Object o = TensorWrap::Create(env, DType::F32, s);
+  *w = TensorWrap::Unwrap(o);
+  return o;
+}
+
+bool parse_unary(const std::string& s, UnaryOp* op) {
+  static const struct { const char* n; UnaryOp op; } table[] = {
+      {"neg", UnaryOp::Neg}, {"exp", UnaryOp::Exp}, {"log", UnaryOp::Log}, {"sqrt", UnaryOp::Sqrt},
+      {"scale", UnaryOp::Scale}, {"pow", UnaryOp::Pow}, {"gelu", UnaryOp::Gelu}, {"silu", UnaryOp::Silu},
+      {"relu", UnaryOp::Relu}};
+  for (auto& e : table)
+    if (s == e.n) { *op = e.op; return true; }
+  return false;
+}
+
+void same_shape(const Args& a, const TensorWrap* x, const TensorWrap* y, const char* nx, const char* ny) {
+  if (x->shape != y->shape)
+    a.range_error(std::string("'") + nx + "' " + shape_str(x->shape) + " and '" + ny + "' " + shape_str(y->shape) + " must have the same shape");
+}
+
+}  // namespace
+
+// unary_forward(name, x, p)
+static Napi::Value UnaryForward(const Napi::CallbackInfo& info) {
+  Args a(info, "unary");
+  a.count(3);
+  std::string name = a.string(0, "op");
+  UnaryOp op;
+  if (!parse_unary(name, &op)) a.type_error("unknown unary op '" + name + "'");
+  Args b(info, name.c_str());
+  TensorWrap* x = b.tensor_f32(1, "x");
+  float p = static_cast<float>(b.number(2, "p"));
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  kt().unary_forward(op, x->f32(), y->f32(), x->numel, p);
+  return out;
+}
+
+// unary_backward(name, x, y, gy, p) -> gx
+static Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "unary_backward");
+  a.count(5);
+  std::string name = a.string(0, "op");
+  UnaryOp op;
+  if (!parse_unary(name, &op)) a.type_error("unknown unary op '" + name + "'");
+  std::string opname = name + "_backward";
+  Args b(info, opname.c_str());
+  TensorWrap* x = b.tensor_f32(1, "x");
+  TensorWrap* y = b.tensor_f32(2, "y");
+  TensorWrap* gy = b.tensor_f32(3, "gy");
+  float p = static_cast<float>(b.number(4, "p"));
+  same_shape(b, x, y, "x", "y");
+  same_shape(b, x, gy, "x", "gy");
+  TensorWrap* gx;
+  Napi::Object out = new_f32(info.Env(), x->shape, &gx);
+  kt().unary_backward(op, x->f32(), y->f32(), gy->f32(), gx->f32(), x->numel, p);
+  return out;
+}
+
+// binary_forward(name, a, b): broadcasting add / sub / mul / div
+static Napi::Value BinaryForward(const Napi::CallbackInfo& info) {
+  Args a0(info, "binary");
+  a0.count(3);
+  std::string name = a0.string(0, "op");
+  BinaryOp op;
+  if (name == "add") op = BinaryOp::Add;
+  else if (name == "sub") op = BinaryOp::Sub;
+  else if (name == "mul") op = BinaryOp::Mul;
+  else if (name == "div") op = BinaryOp::Div;
+  else a0.type_error("unknown binary op '" + name + "'");
+  Args args(info, name.c_str());
+  TensorWrap* x = args.tensor_f32(1, "a");
+  TensorWrap* z = args.tensor_f32(2, "b");
+  Shape s = broadcast_shapes(args, x->shape, z->shape);
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), s, &y);
+  if (shape_numel(s) == 0) return out;
+  if (x->shape == z->shape) {
+    kt().binary_inner(op, x->f32(), 1, z->f32(), 1, y->f32(), y->numel);
+    return out;
+  }
+  BroadcastPlan p = plan_broadcast(s, {x->shape, z->shape});
+  int64_t inner = p.inner(), sa = p.strides[0].back(), sb = p.strides[1].back();
+  const float* xa = x->f32();
+  const float* xb = z->f32();
+  float* yo = y->f32();
+  const KernelTable& k = kt();
+  par(p.outer(), inner >= 4096 ? 1 : (4096 + inner - 1) / inner, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o)
+      k.binary_inner(op, xa + p.offset(0, o), sa, xb + p.offset(1, o), sb, yo + o * inner, inner);
+  });
+  return out;
+}
+
+// where_forward(cond, a, b): cond (f32, i32 or i8; nonzero = true) ? a : b, broadcasting
+static Napi::Value WhereForward(const Napi::CallbackInfo& info) {
+  Args args(info, "where");
+  args.count(3);
+  TensorWrap* c = args.tensor(0, "cond");
+  if (c->dtype == DType::BF16 || c->dtype == DType::F16) args.type_error("'cond' must be f32, i32 or i8");
+  TensorWrap* x = args.tensor_f32(1, "a");
+  TensorWrap* z = args.tensor_f32(2, "b");
+  Shape s = broadcast_shapes(args, broadcast_shapes(args, c->shape, x->shape), z->shape);
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), s, &y);
+  if (shape_numel(s) == 0) return out;
+  BroadcastPlan p = plan_broadcast(s, {c->shape, x->shape, z->shape});
+  int64_t inner = p.inner(), sc = p.strides[0].back(), sa = p.strides[1].back(), sb = p.strides[2].back();
+  DType cd = c->dtype;
+  const void* cv = c->storage->data;
+  const float* xa = x->f32();
+  const float* xb = z->f32();
+  float* yo = y->f32();
+  par(p.outer(), inner >= 4096 ? 1 : (4096 + inner - 1) / inner, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      int64_t oc = p.offset(0, o);
+      const float* ra = xa + p.offset(1, o);
+      const float* rb = xb + p.offset(2, o);
+      float* ry = yo + o * inner;
+      for (int64_t j = 0; j < inner; ++j) {
+        bool t = cd == DType::F32 ? static_cast<const float*>(cv)[oc + j * sc] != 0.0f
+                 : cd == DType::I32 ? static_cast<const int32_t*>(cv)[oc + j * sc] != 0
+                                    : static_cast<const int8_t*>(cv)[oc + j * sc] != 0;
+        ry[j] = t ? ra[j * sa] : rb[j * sb];
+      }
+    }
+  });
+  return out;
+}
+
+// masked_fill_forward(x, mask, value): mask broadcasts to x's shape
+static Napi::Value MaskedFillForward(const Napi::CallbackInfo& info) {
+  Args args(info, "maskedFill");
+  args.count(3);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* m = args.tensor(1, "mask");
+  if (m->dtype == DType::BF16 || m->dtype == DType::F16) args.type_error("'mask' must be f32, i32 or i8");
+  if (!info[2].IsNumber()) args.type_error("argument 'value' must be a number");
+  float value = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());  // -inf allowed
+  Shape s = broadcast_shapes(args, x->shape, m->shape);
+  if (s != x->shape) args.range_error("mask " + shape_str(m->shape) + " does not broadcast to x " + shape_str(x->shape));
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), s, &y);
+  if (x->numel == 0) return out;
+  BroadcastPlan p = plan_broadcast(s, {x->shape, m->shape});
+  int64_t inner = p.inner(), sm = p.strides[1].back();
+  DType md = m->dtype;
+  const void* mv = m->storage->data;
+  const float* xv = x->f32();
+  float* yo = y->f32();
+  par(p.outer(), inner >= 4096 ? 1 : (4096 + inner - 1) / inner, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      int64_t om = p.offset(1, o);
+      const float* rx = xv + p.offset(0, o);
+      float* ry = yo + o * inner;
+      for (int64_t j = 0; j < inner; ++j) {
+        bool t = md == DType::F32 ? static_cast<const float*>(mv)[om + j * sm] != 0.0f
+                 : md == DType::I32 ? static_cast<const int32_t*>(mv)[om + j * sm] != 0
+                                    : static_cast<const int8_t*>(mv)[om + j * sm] != 0;
+        ry[j] = t ? value : rx[j];
+      }
+    }
+  });
+  return out;
+}
+
+// reduce_forward(name, x, axis): sum / mean -> y; max -> [y, argmax i32]. The axis is removed.
+static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
+  Args a0(info, "reduce");
+  a0.count(3);
+  std::string name = a0.string(0, "op");
+  ReduceOp op;
+  if (name == "sum") op = ReduceOp::Sum;
+  else if (name == "mean") op = ReduceOp::Mean;
+  else if (name == "max") op = ReduceOp::Max;
+  else a0.type_error("unknown reduction '" + name + "'");
+  Args args(info, name.c_str());
+  TensorWrap* x = args.tensor_f32(1, "x");
+  int64_t axis = args.axis(2, "axis", x->shape.size());
+  int64_t n = x->shape[axis], outer = 1, inner = 1;
+  for (int64_t k = 0; k < axis; ++k) outer *= x->shape[k];
+  for (size_t k = axis + 1; k < x->shape.size(); ++k) inner *= x->shape[k];
+  if (n == 0 && op != ReduceOp::Sum) args.range_error("cannot take the " + name + " of an empty axis");
+  Shape s = x->shape;
+  s.erase(s.begin() + axis);
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), s, &y);
+  if (op == ReduceOp::Max) {
+    Napi::Object idx = TensorWrap::Create(info.Env(), DType::I32, s);
+    kt().reduce_axis(op, x->f32(), outer, n, inner, y->f32(), TensorWrap::Unwrap(idx)->i32());
+    Napi::Array r = Napi::Array::New(info.Env(), 2);
+    r[0u] = out;
+    r[1u] = idx;
+    return r;
+  }
+  if (n == 0) {
+    std::memset(y->f32(), 0, y->numel * 4);
+    return out;
+  }
+  kt().reduce_axis(op, x->f32(), outer, n, inner, y->f32(), nullptr);
+  return out;
+}
+
+// max_backward(gy, idx, shape, axis): scatter gy into zeros of `shape` at argmax
+static Napi::Value MaxBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "max_backward");
+  args.count(4);
+  TensorWrap* gy = args.tensor_f32(0, "gy");
+  TensorWrap* idx = args.tensor_i32(1, "idx");
+  Shape s = args.shape(2, "shape");
+  int64_t axis = args.axis(3, "axis", s.size());
+  Shape r = s;
+  r.erase(r.begin() + axis);
+  if (gy->shape != r || idx->shape != r) args.range_error("gy and idx must have shape " + shape_str(r));
+  int64_t n = s[axis], outer = 1, inner = 1;
+  for (int64_t k = 0; k < axis; ++k) outer *= s[k];
+  for (size_t k = axis + 1; k < s.size(); ++k) inner *= s[k];
+  TensorWrap* gx;
+  Napi::Object out = new_f32(info.Env(), s, &gx);
+  std::memset(gx->f32(), 0, gx->numel * 4);
+  const int32_t* id = idx->i32();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      int32_t j = id[o * inner + i];
+      if (j < 0 || j >= n) args.range_error("argmax index out of range");
+      gx->f32()[(o * n + j) * inner + i] = gy->f32()[o * inner + i];
+    }
+  return out;
+}
+
+static void axis_split(const Shape& s, int64_t axis, int64_t* outer, int64_t* n, int64_t* inner) {
+  *outer = 1;
+  *inner = 1;
+  *n = s[axis];
+  for (int64_t k = 0; k < axis; ++k) *outer *= s[k];
+  for (size_t k = axis + 1; k < s.size(); ++k) *inner *= s[k];
+}
+
+// softmax_forward(x, axis, log)
+static Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
+  Args args(info, "softmax");
+  args.count(3);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  int64_t axis = args.axis(1, "axis", x->shape.size());
+  bool log = args.boolean(2, "log");
+  int64_t outer, n, inner;
+  axis_split(x->shape, axis, &outer, &n, &inner);
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  if (x->numel) kt().softmax_forward(x->f32(), y->f32(), outer, n, inner, log);
+  return out;
+}
+
+// softmax_backward(y, gy, axis, log)
+static Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "softmax_backward");
+  args.count(4);
+  TensorWrap* y = args.tensor_f32(0, "y");
+  TensorWrap* gy = args.tensor_f32(1, "gy");
+  same_shape(args, y, gy, "y", "gy");
+  int64_t axis = args.axis(2, "axis", y->shape.size());
+  bool log = args.boolean(3, "log");
+  int64_t outer, n, inner;
+  axis_split(y->shape, axis, &outer, &n, &inner);
+  TensorWrap* gx;
+  Napi::Object out = new_f32(info.Env(), y->shape, &gx);
+  if (y->numel) kt().softmax_backward(y->f32(), gy->f32(), gx->f32(), outer, n, inner, log);
+  return out;
+}
+
+static void check_targets(const Args& args, const TensorWrap* logits, const TensorWrap* targets, int32_t ignore) {
+  if (logits->shape.size() != 2) args.range_error("logits must be [N, V], got " + shape_str(logits->shape));
+  if (targets->shape.size() != 1 || targets->shape[0] != logits->shape[0])
+    args.range_error("targets must be [N] = [" + std::to_string(logits->shape[0]) + "], got " + shape_str(targets->shape));
+  int64_t V = logits->shape[1];
+  const int32_t* t = targets->i32();
+  for (int64_t i = 0; i < targets->numel; ++i)
+    if (t[i] != ignore && (t[i] < 0 || t[i] >= V))
+      args.range_error("target " + std::to_string(t[i]) + " at position " + std::to_string(i) + " is out of range [0, " + std::to_string(V) + ")");
+}
+
+// cross_entropy_forward(logits [N, V], targets i32 [N], ignoreIndex) -> [loss [N], lse [N]]
+static Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
+  Args args(info, "crossEntropy");
+  args.count(3);
+  TensorWrap* lg = args.tensor_f32(0, "logits");
+  TensorWrap* tg = args.tensor_i32(1, "targets");
+  int32_t ignore = static_cast<int32_t>(args.integer(2, "ignoreIndex", INT32_MIN, INT32_MAX));
+  check_targets(args, lg, tg, ignore);
+  if (lg->shape[1] == 0) args.range_error("logits must have at least one class");
+  Shape s{lg->shape[0]};
+  TensorWrap *loss, *lse;
+  Napi::Object o1 = new_f32(info.Env(), s, &loss);
+  Napi::Object o2 = new_f32(info.Env(), s, &lse);
+  kt().cross_entropy_forward(lg->f32(), tg->i32(), lg->shape[0], lg->shape[1], ignore, loss->f32(), lse->f32());
+  Napi::Array r = Napi::Array::New(info.Env(), 2);
+  r[0u] = o1;
+  r[1u] = o2;
+  return r;
+}
+
+// cross_entropy_backward(logits, lse, targets, gRow [N], ignoreIndex) -> glogits
+static Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "crossEntropy_backward");
+  args.count(5);
+  TensorWrap* lg = args.tensor_f32(0, "logits");
+  TensorWrap* lse = args.tensor_f32(1, "lse");
+  TensorWrap* tg = args.tensor_i32(2, "targets");
+  TensorWrap* gr = args.tensor_f32(3, "gRow");
+  int32_t ignore = static_cast<int32_t>(args.integer(4, "ignoreIndex", INT32_MIN, INT32_MAX));
+  check_targets(args, lg, tg, ignore);
+  if (lse->shape != tg->shape || gr->shape != tg->shape) args.range_error("lse and gRow must be [N]");
+  TensorWrap* gx;
+  Napi::Object out = new_f32(info.Env(), lg->shape, &gx);
+  kt().cross_entropy_backward(lg->f32(), lse->f32(), tg->i32(), gr->f32(), lg->shape[0], lg->shape[1], ignore, gx->f32());
+  return out;
+}
+
+static void check_norm(const Args& args, const TensorWrap* x, const TensorWrap* w, const TensorWrap* b) {
+  if (x->shape.empty()) args.range_error("x must have at least one dimension");
+  int64_t C = x->shape.back();
+  if (w->shape != Shape{C}) args.range_error("weight must be [" + std::to_string(C) + "], got " + shape_str(w->shape));
+  if (b && b->shape != Shape{C}) args.range_error("bias must be [" + std::to_string(C) + "], got " + shape_str(b->shape));
+}
+
+static double eps_arg(const Args& args, size_t i) {
+  double eps = args.number(i, "eps");
+  if (eps < 0) args.range_error("eps must be non-negative");
+  return eps;
+}
+
+// layer_norm_forward(x, w, b | null, eps) -> [y, mean, rstd]
+static Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
+  Args args(info, "layerNorm");
+  args.count(4);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* w = args.tensor_f32(1, "weight");
+  TensorWrap* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : args.tensor_f32(2, "bias");
+  check_norm(args, x, w, b);
+  float eps = float(eps_arg(args, 3));
+  int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
+  Shape rs(x->shape.begin(), x->shape.end() - 1);
+  TensorWrap *y, *mean, *rstd;
+  Napi::Array r = Napi::Array::New(info.Env(), 3);
+  r[0u] = new_f32(info.Env(), x->shape, &y);
+  r[1u] = new_f32(info.Env(), rs, &mean);
+  r[2u] = new_f32(info.Env(), rs, &rstd);
+  if (C) kt().layer_norm_forward(x->f32(), w->f32(), b ? b->f32() : nullptr, rows, C, eps, y->f32(), mean->f32(), rstd->f32());
+  return r;
+}
+
+// layer_norm_backward(x, w, mean, rstd, gy, needW, needB) -> [gx, gw | null, gb | null]
+static Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "layerNorm_backward");
+  args.count(7);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* w = args.tensor_f32(1, "weight");
+  TensorWrap* mean = args.tensor_f32(2, "mean");
+  TensorWrap* rstd = args.tensor_f32(3, "rstd");
+  TensorWrap* gy = args.tensor_f32(4, "gy");
+  bool need_w = args.boolean(5, "needWeight"), need_b = args.boolean(6, "needBias");
+  check_norm(args, x, w, nullptr);
+  same_shape(args, x, gy, "x", "gy");
+  Shape rs(x->shape.begin(), x->shape.end() - 1);
+  if (mean->shape != rs || rstd->shape != rs) args.range_error("mean and rstd must be " + shape_str(rs));
+  int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
+  TensorWrap *gx, *gw = nullptr, *gb = nullptr;
+  Napi::Array r = Napi::Array::New(info.Env(), 3);
+  r[0u] = new_f32(info.Env(), x->shape, &gx);
+  r[1u] = need_w ? Napi::Value(new_f32(info.Env(), w->shape, &gw)) : info.Env().Null();
+  r[2u] = need_b ? Napi::Value(new_f32(info.Env(), w->shape, &gb)) : info.Env().Null();
+  if (gw && !rows) std::memset(gw->f32(), 0, C * 4);
+  if (gb && !rows) std::memset(gb->f32(), 0, C * 4);
+  if (C && rows)
+    kt().layer_norm_backward(x->f32(), w->f32(), mean->f32(), rstd->f32(), gy->f32(), rows, C, gx->f32(),
+                             gw ? gw->f32() : nullptr, gb ? gb->f32() : nullptr);
+  return r;
+}
+
+// rms_norm_forward(x, w, eps) -> [y, rstd]
+static Napi::Value RmsNormForward(const Napi::CallbackInfo& info) {
+  Args args(info, "rmsNorm");
+  args.count(3);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* w = args.tensor_f32(1, "weight");
+  check_norm(args, x, w, nullptr);
+  float eps = float(eps_arg(args, 2));
+  int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
+  Shape rs(x->shape.begin(), x->shape.end() - 1);
+  TensorWrap *y, *rstd;
+  Napi::Array r = Napi::Array::New(info.Env(), 2);
+  r[0u] = new_f32(info.Env(), x->shape, &y);
+  r[1u] = new_f32(info.Env(), rs, &rstd);
+  if (C) kt().rms_norm_forward(x->f32(), w->f32(), rows, C, eps, y->f32(), rstd->f32());
+  return r;
+}
+
+// rms_norm_backward(x, w, rstd, gy, needW) -> [gx, gw | null]
+static Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "rmsNorm_backward");
+  args.count(5);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* w = args.tensor_f32(1, "weight");
+  TensorWrap* rstd = args.tensor_f32(2, "rstd");
+  TensorWrap* gy = args.tensor_f32(3, "gy");
+  bool need_w = args.boolean(4, "needWeight");
+  check_norm(args, x, w, nullptr);
+  same_shape(args, x, gy, "x", "gy");
+  Shape rs(x->shape.begin(), x->shape.end() - 1);
+  if (rstd->shape != rs) args.range_error("rstd must be " + shape_str(rs));
+  int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
+  TensorWrap *gx, *gw = nullptr;
+  Napi::Array r = Napi::Array::New(info.Env(), 2);
+  r[0u] = new_f32(info.Env(), x->shape, &gx);
+  r[1u] = need_w ? Napi::Value(new_f32(info.Env(), w->shape, &gw)) : info.Env().Null();
+  if (gw && !rows) std::memset(gw->f32(), 0, C * 4);
+  if (C && rows) kt().rms_norm_backward(x->f32(), w->f32(), rstd->f32(), gy->f32(), rows, C, gx->f32(), gw ? gw->f32() : nullptr);
+  return r;
+}
+
+// embedding_forward(table [V, C], ids i32 [...]) -> [..., C]
+static Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
+  Args args(info, "embedding");
+  args.count(2);
+  TensorWrap* table = args.tensor_f32(0, "table");
+  TensorWrap* ids = args.tensor_i32(1, "ids");
+  if (table->shape.size() != 2) args.range_error("table must be [V, C], got " + shape_str(table->shape));
+  int64_t V = table->shape[0], C = table->shape[1];
+  const int32_t* id = ids->i32();
+  for (int64_t i = 0; i < ids->numel; ++i)
+    if (id[i] < 0 || id[i] >= V)
+      args.range_error("id " + std::to_string(id[i]) + " at position " + std::to_string(i) + " is out of range [0, " + std::to_string(V) + ")");
+  Shape s = ids->shape;
+  s.push_back(C);
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), s, &y);
+  const float* t = table->f32();
+  float* yo = y->f32();
+  par(ids->numel, 64, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) std::memcpy(yo + i * C, t + int64_t(id[i]) * C, C * 4);
+  });
+  return out;
+}
+
+// embedding_backward(gy [..., C], ids i32 [...], V) -> gtable [V, C] (scatter-add)
+static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "embedding_backward");
+  args.count(3);
+  TensorWrap* gy = args.tensor_f32(0, "gy");
+  TensorWrap* ids = args.tensor_i32(1, "ids");
+  int64_t V = args.integer(2, "V", 0, kMaxElements);
+  Shape s = ids->shape;
+  if (gy->shape.size() != s.size() + 1) args.range_error("gy must be ids.shape + [C]");
+  int64_t C = gy->shape.back();
+  s.push_back(C);
+  if (s != gy->shape) args.range_error("gy must be ids.shape + [C]");
+  const int32_t* id = ids->i32();
+  for (int64_t i = 0; i < ids->numel; ++i)
+    if (id[i] < 0 || id[i] >= V) args.range_error("id " + std::to_string(id[i]) + " is out of range [0, " + std::to_string(V) + ")");
+  TensorWrap* g;
+  Napi::Object out = new_f32(info.Env(), Shape{V, C}, &g);
+  float* go = g->f32();
+  std::memset(go, 0, V * C * 4);
+  const float* gv = gy->f32();
+  // parallel over column chunks: every thread sees every id, no races
+  par(C, 256, [&](int64_t c0, int64_t c1) {
+    for (int64_t i = 0; i < ids->numel; ++i) {
+      float* row = go + int64_t(id[i]) * C;
+      const float* src = gv + i * C;
+      for (int64_t c = c0; c < c1; ++c) row[c] += src[c];
+    }
+  });
+  return out;
+}
+
+// dropout_forward(x, p, seed): also the backward, applied to gy with the same seed
+static Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
+  Args args(info, "dropout");
+  args.count(3);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  double p = args.number(1, "p");
+  if (p < 0 || p > 1) args.range_error("p must be in [0, 1], got " + std::to_string(p));
+  int64_t seed = args.integer(2, "seed", 0, int64_t(1) << 53);
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  kt().dropout(x->f32(), y->f32(), x->numel, float(p), uint64_t(seed));
+  return out;
+}
+
+// rope_forward(x [B, H, T, D], positions i32 [T], theta, inverse)
+static Napi::Value RopeForward(const Napi::CallbackInfo& info) {
+  Args args(info, "rope");
+  args.count(4);
+  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* pos = args.tensor_i32(1, "positions");
+  double theta = args.number(2, "theta");
+  bool inverse = args.boolean(3, "inverse");
+  if (theta <= 0) args.range_error("theta must be positive");
+  if (x->shape.size() != 4) args.range_error("x must be [B, H, T, D], got " + shape_str(x->shape));
+  int64_t T = x->shape[2], D = x->shape[3];
+  if (D % 2) args.range_error("head dimension D = " + std::to_string(D) + " must be even");
+  if (pos->shape != Shape{T}) args.range_error("positions must be [T] = [" + std::to_string(T) + "], got " + shape_str(pos->shape));
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  if (x->numel) kt().rope(x->f32(), pos->i32(), x->shape[0] * x->shape[1], T, D, float(theta), inverse, y->f32());
+  return out;
+}
+
+// matmul_forward(a, b, transA, transB): a [..., M, K] (or [..., K, M]), b [..., K, N] (or [..., N, K]);
+// leading batch dimensions broadcast.
+static Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
+  Args args(info, "matmul");
+  args.count(4);
+  TensorWrap* A = args.tensor_f32(0, "a");
+  TensorWrap* B = args.tensor_f32(1, "b");
+  bool ta = args.boolean(2, "transA"), tb = args.boolean(3, "transB");
+  if (A->shape.size() < 2 || B->shape.size() < 2)
+    args.range_error("a and b need at least 2 dimensions, got " + shape_str(A->shape) + " and " + shape_str(B->shape));
+  size_t ra = A->shape.size(), rb = B->shape.size();
+  int64_t M = ta ? A->shape[ra - 1] : A->shape[ra - 2];
+  int64_t K = ta ? A->shape[ra - 2] : A->shape[ra - 1];
+  int64_t Kb = tb ? B->shape[rb - 1] : B->shape[rb - 2];
+  int64_t N = tb ? B->shape[rb - 2] : B->shape[rb - 1];
+  if (K != Kb)
+    args.range_error("inner dimensions differ: a " + shape_str(A->shape) + (ta ? " (transposed)" : "") + " and b " + shape_str(B->shape) + (tb ? " (transposed)" : ""));
+  Shape ba(A->shape.begin(), A->shape.end() - 2), bb(B->shape.begin(), B->shape.end() - 2);
+  Shape batch = broadcast_shapes(args, ba, bb);
+  Shape s = batch;
+  s.push_back(M);
+  s.push_back(N);
+  TensorWrap* y;
+  Napi::Object out = new_f32(info.Env(), s, &y);
+  int64_t nb = shape_numel(batch);
+  if (nb == 0 || M == 0 || N == 0) return out;
+  BroadcastPlan p = plan_broadcast(batch.empty() ? Shape{1} : batch, {ba.empty() ? Shape{1} : ba, bb.empty() ? Shape{1} : bb});
+  // offsets per batch index: the plan walks all but the last merged dim; do it by hand
+  const KernelTable& k = kt();
+  int64_t lda = A->shape[ra - 1], ldb = B->shape[rb - 1];
+  auto one = [&](int64_t i) {
+    int64_t inner = p.inner(), o = i / inner, j = i % inner;
+    int64_t offa = p.offset(0, o) + j * p.strides[0].back();
+    int64_t offb = p.offset(1, o) + j * p.strides[1].back();
+    GemmArgs g{M, N, K, A->f32() + offa * M * K, lda, ta, B->f32() + offb * K * N, ldb, tb, y->f32() + i * M * N, N, false};
+    k.gemm(g);
+  };
+  // many small products: one per thread at a time; large ones: threads inside gemm
+  if (nb > 1 && 2.0 * M * N * K < 4e6) {
+    par(nb, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) one(i);
+    });
+  } else {
+    for (int64_t i = 0; i < nb; ++i) one(i);
+  }
+  return out;
+}
+
+void register_math_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("unary_forward", Napi::Function::New(env, UnaryForward, "unary_forward"));
+  exports.Set("unary_backward", Napi::Function::New(env, UnaryBackward, "unary_backward"));
+  exports.Set("binary_forward", Napi::Function::New(env, BinaryForward, "binary_forward"));
+  exports.Set("where_forward", Napi::Function::New(env, WhereForward, "where_forward"));
+  exports.Set("masked_fill_forward", Napi::Function::New(env, MaskedFillForward, "masked_fill_forward"));
+  exports.Set("reduce_forward", Napi::Function::New(env, ReduceForward, "reduce_forward"));
+  exports.Set("max_backward", Napi::Function::New(env, MaxBackward, "max_backward"));
+  exports.Set("softmax_forward", Napi::Function::New(env, SoftmaxForward, "softmax_forward"));
+  exports.Set("softmax_backward", Napi::Function::New(env, SoftmaxBackward, "softmax_backward"));
+  exports.Set("cross_entropy_forward", Napi::Function::New(env, CrossEntropyForward, "cross_entropy_forward"));
+  exports.Set("cross_entropy_backward", Napi::Function::New(env, CrossEntropyBackward, "cross_entropy_backward"));
+  exports.Set("layer_norm_forward", Napi::Function::New(env, LayerNormForward, "layer_norm_forward"));
+  exports.Set("layer_norm_backward", Napi::Function::New(env, LayerNormBackward, "layer_norm_backward"));
+  exports.Set("rms_norm_forward", Napi::Function::New(env, RmsNormForward, "rms_norm_forward"));
+  exports.Set("rms_norm_backward", Napi::Function::New(env, RmsNormBackward, "rms_norm_backward"));
+  exports.Set("embedding_forward", Napi::Function::New(env, EmbeddingForward, "embedding_forward"));
+  exports.Set("embedding_backward", Napi::Function::New(env, EmbeddingBackward, "embedding_backward"));
+  exports.Set("dropout_forward", Napi::Function::New(env, DropoutForward, "dropout_forward"));
+  exports.Set("rope_forward", Napi::Function::New(env, RopeForward, "rope_forward"));
+  exports.Set("matmul_forward", Napi::Function::New(env, MatmulForward, "matmul_forward"));
+}
+
+}  // namespace tk

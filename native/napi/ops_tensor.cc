@@ -1,0 +1,436 @@
+// Bindings that create, convert and move tensors: empty, fromArray, toArray,
+// fill, rand/randn, cast, reshape, clone, permute, slice, concat, expand, sumTo.
+#include <cmath>
+#include <cstring>
+
+#include "../cpu/baseline.h"
+#include "../runtime/isa.h"
+#include "bindings.h"
+
+namespace tk {
+
+static Napi::Value Empty(const Napi::CallbackInfo& info) {
+  Args a(info, "empty");
+  a.count(2);
+  DType dt;
+  if (!parse_dtype(a.string(0, "dtype"), &dt)) a.type_error("unknown dtype (expected f32, bf16, f16, i8 or i32)");
+  Shape s = a.shape(1, "shape");
+  return TensorWrap::Create(info.Env(), dt, s);
+}
+
+// fromArray(data, shape, dtype): data is a typed array or an array of numbers
+static Napi::Value FromArray(const Napi::CallbackInfo& info) {
+  Args a(info, "fromArray");
+  a.count(3);
+  Shape s = a.shape(1, "shape");
+  DType dt;
+  if (!parse_dtype(a.string(2, "dtype"), &dt)) a.type_error("unknown dtype (expected f32, bf16, f16, i8 or i32)");
+  int64_t n = shape_numel(s);
+  Napi::Value v = info[0];
+  std::vector<double> tmp;
+  const double* src64 = nullptr;
+  const float* src32 = nullptr;
+  int64_t len = 0;
+  if (v.IsTypedArray()) {
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    len = static_cast<int64_t>(ta.ElementLength());
+    if (len != n) a.range_error("data has " + std::to_string(len) + " elements but shape " + shape_str(s) + " needs " + std::to_string(n));
+    auto t = ta.TypedArrayType();
+    if (t == napi_float32_array) {
+      src32 = reinterpret_cast<const float*>(static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+    } else if (t == napi_float64_array) {
+      src64 = reinterpret_cast<const double*>(static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+    } else {
+      tmp.resize(len);
+      const uint8_t* base = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+      for (int64_t i = 0; i < len; ++i) {
+        switch (t) {
+          case napi_int8_array: tmp[i] = reinterpret_cast<const int8_t*>(base)[i]; break;
+          case napi_uint8_array: case napi_uint8_clamped_array: tmp[i] = base[i]; break;
+          case napi_int16_array: tmp[i] = reinterpret_cast<const int16_t*>(base)[i]; break;
+          case napi_uint16_array: tmp[i] = reinterpret_cast<const uint16_t*>(base)[i]; break;
+          case napi_int32_array: tmp[i] = reinterpret_cast<const int32_t*>(base)[i]; break;
+          case napi_uint32_array: tmp[i] = reinterpret_cast<const uint32_t*>(base)[i]; break;
+          default: a.type_error("unsupported typed array type (use Float32Array, Float64Array or an integer array)");
+        }
+      }
+      src64 = tmp.data();
+    }
+  } else if (v.IsArray()) {
+    Napi::Array arr = v.As<Napi::Array>();
+    len = arr.Length();
+    if (len != n) a.range_error("data has " + std::to_string(len) + " elements but shape " + shape_str(s) + " needs " + std::to_string(n));
+    tmp.resize(len);
+    for (int64_t i = 0; i < len; ++i) {
+      Napi::Value e = arr[static_cast<uint32_t>(i)];
+      if (!e.IsNumber()) a.type_error("data[" + std::to_string(i) + "] is not a number");
+      tmp[i] = e.As<Napi::Number>().DoubleValue();
+    }
+    src64 = tmp.data();
+  } else {
+    a.type_error("argument 'data' must be an array or typed array of numbers");
+  }
+  auto get = [&](int64_t i) -> double { return src32 ? src32[i] : src64[i]; };
+  if (dt == DType::I32 || dt == DType::I8) {
+    double lo = dt == DType::I32 ? -2147483648.0 : -128.0, hi = dt == DType::I32 ? 2147483647.0 : 127.0;
+    for (int64_t i = 0; i < n; ++i) {
+      double d = get(i);
+      if (!std::isfinite(d) || d != std::floor(d) || d < lo || d > hi)
+        a.range_error("data[" + std::to_string(i) + "] = " + std::to_string(d) + " is not a valid " + dtype_name(dt) + " value");
+    }
+  }
+  Napi::Object out = TensorWrap::Create(info.Env(), dt, s);
+  TensorWrap* t = TensorWrap::Unwrap(out);
+  switch (dt) {
+    case DType::F32: {
+      float* y = t->f32();
+      if (src32) std::memcpy(y, src32, n * 4);
+      else for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(src64[i]);
+      break;
+    }
+    case DType::BF16: {
+      uint16_t* y = t->data<uint16_t>();
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(static_cast<float>(get(i)));
+      break;
+    }
+    case DType::F16: {
+      uint16_t* y = t->data<uint16_t>();
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(static_cast<float>(get(i)));
+      break;
+    }
+    case DType::I32: {
+      int32_t* y = t->i32();
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<int32_t>(get(i));
+      break;
+    }
+    case DType::I8: {
+      int8_t* y = t->data<int8_t>();
+      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<int8_t>(get(i));
+      break;
+    }
+  }
+  return out;
+}
+
+// toArray(t): Float32Array for float dtypes, Int32Array / Int8Array otherwise
+static Napi::Value ToArray(const Napi::CallbackInfo& info) {
+  Args a(info, "toArray");
+  a.count(1);
+  TensorWrap* t = a.tensor(0, "tensor");
+  Napi::Env env = info.Env();
+  int64_t n = t->numel;
+  switch (t->dtype) {
+    case DType::F32: {
+      auto arr = Napi::Float32Array::New(env, n);
+      std::memcpy(arr.Data(), t->f32(), n * 4);
+      return arr;
+    }
+    case DType::BF16: case DType::F16: {
+      auto arr = Napi::Float32Array::New(env, n);
+      const uint16_t* s = t->data<uint16_t>();
+      float* d = arr.Data();
+      if (t->dtype == DType::BF16) for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+      else for (int64_t i = 0; i < n; ++i) d[i] = f16_to_f32(s[i]);
+      return arr;
+    }
+    case DType::I32: {
+      auto arr = Napi::Int32Array::New(env, n);
+      std::memcpy(arr.Data(), t->i32(), n * 4);
+      return arr;
+    }
+    case DType::I8: {
+      auto arr = Napi::Int8Array::New(env, n);
+      std::memcpy(arr.Data(), t->data<int8_t>(), n);
+      return arr;
+    }
+  }
+  return env.Undefined();
+}
+
+// fill(t, value): in place
+static Napi::Value Fill(const Napi::CallbackInfo& info) {
+  Args a(info, "fill");
+  a.count(2);
+  TensorWrap* t = a.tensor(0, "tensor");
+  if (!info[1].IsNumber()) a.type_error("argument 'value' must be a number");
+  double v = info[1].As<Napi::Number>().DoubleValue();
+  int64_t n = t->numel;
+  switch (t->dtype) {
+    case DType::F32: { float f = float(v); float* y = t->f32(); for (int64_t i = 0; i < n; ++i) y[i] = f; break; }
+    case DType::BF16: { uint16_t h = f32_to_bf16(float(v)); uint16_t* y = t->data<uint16_t>(); for (int64_t i = 0; i < n; ++i) y[i] = h; break; }
+    case DType::F16: { uint16_t h = f32_to_f16(float(v)); uint16_t* y = t->data<uint16_t>(); for (int64_t i = 0; i < n; ++i) y[i] = h; break; }
+    case DType::I32: case DType::I8: {
+      double lo = t->dtype == DType::I32 ? -2147483648.0 : -128.0, hi = t->dtype == DType::I32 ? 2147483647.0 : 127.0;
+      if (!std::isfinite(v) || v != std::floor(v) || v < lo || v > hi) a.range_error("value is not a valid " + std::string(dtype_name(t->dtype)) + " value");
+      if (t->dtype == DType::I32) { int32_t* y = t->i32(); for (int64_t i = 0; i < n; ++i) y[i] = int32_t(v); }
+      else std::memset(t->data<int8_t>(), int8_t(v), n);
+      break;
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// rand(shape, seed, lo, hi) / randn(shape, seed, mean, std): f32
+static Napi::Value RandomFill(const Napi::CallbackInfo& info, bool normal) {
+  Args a(info, normal ? "randn" : "rand");
+  a.count(4);
+  Shape s = a.shape(0, "shape");
+  int64_t seed = a.integer(1, "seed", 0, (int64_t(1) << 53));
+  double p1 = a.number(2, normal ? "mean" : "low"), p2 = a.number(3, normal ? "std" : "high");
+  Napi::Object out = TensorWrap::Create(info.Env(), DType::F32, s);
+  TensorWrap* t = TensorWrap::Unwrap(out);
+  if (normal) fill_normal(t->f32(), t->numel, uint64_t(seed), float(p1), float(p2));
+  else fill_uniform(t->f32(), t->numel, uint64_t(seed), float(p1), float(p2));
+  return out;
+}
+static Napi::Value Rand(const Napi::CallbackInfo& info) { return RandomFill(info, false); }
+static Napi::Value Randn(const Napi::CallbackInfo& info) { return RandomFill(info, true); }
+
+// cast(t, dtype): new tensor; float -> int truncates toward zero and saturates
+static Napi::Value Cast(const Napi::CallbackInfo& info) {
+  Args a(info, "cast");
+  a.count(2);
+  TensorWrap* t = a.tensor(0, "tensor");
+  DType dt;
+  if (!parse_dtype(a.string(1, "dtype"), &dt)) a.type_error("unknown dtype (expected f32, bf16, f16, i8 or i32)");
+  Napi::Object out = TensorWrap::Create(info.Env(), dt, t->shape);
+  TensorWrap* o = TensorWrap::Unwrap(out);
+  int64_t n = t->numel;
+  if (dt == t->dtype) {
+    std::memcpy(o->storage->data, t->storage->data, n * dtype_size(dt));
+    return out;
+  }
+  auto load = [&](int64_t i) -> float {
+    switch (t->dtype) {
+      case DType::F32: return t->f32()[i];
+      case DType::BF16: return bf16_to_f32(t->data<uint16_t>()[i]);
+      case DType::F16: return f16_to_f32(t->data<uint16_t>()[i]);
+      case DType::I32: return static_cast<float>(t->i32()[i]);
+      case DType::I8: return static_cast<float>(t->data<int8_t>()[i]);
+    }
+    return 0;
+  };
+  auto sat = [](float f, float lo, float hi) { return f != f ? 0.0f : (f < lo ? lo : (f > hi ? hi : f)); };
+  par(n, 1 << 15, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      switch (dt) {
+        case DType::F32: o->f32()[i] = load(i); break;
+        case DType::BF16: o->data<uint16_t>()[i] = f32_to_bf16(load(i)); break;
+        case DType::F16: o->data<uint16_t>()[i] = f32_to_f16(load(i)); break;
+        case DType::I32:
+          o->i32()[i] = t->dtype == DType::I8 ? t->data<int8_t>()[i] : static_cast<int32_t>(std::trunc(static_cast<double>(sat(load(i), -2147483648.0f, 2147483520.0f))));
+          break;
+        case DType::I8: o->data<int8_t>()[i] = static_cast<int8_t>(std::trunc(sat(load(i), -128.0f, 127.0f))); break;
+      }
+    }
+  });
+  return out;
+}
+
+static Napi::Value Reshape(const Napi::CallbackInfo& info) {
+  Args a(info, "reshape");
+  a.count(2);
+  TensorWrap* t = a.tensor(0, "tensor");
+  Shape s = a.shape(1, "shape");
+  if (shape_numel(s) != t->numel)
+    a.range_error("cannot reshape " + shape_str(t->shape) + " (" + std::to_string(t->numel) + " elements) to " + shape_str(s));
+  return TensorWrap::CreateView(info.Env(), t->storage, t->dtype, s);
+}
+
+static Napi::Value Clone(const Napi::CallbackInfo& info) {
+  Args a(info, "clone");
+  a.count(1);
+  TensorWrap* t = a.tensor(0, "tensor");
+  Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, t->shape);
+  std::memcpy(TensorWrap::Unwrap(out)->storage->data, t->storage->data, t->numel * dtype_size(t->dtype));
+  return out;
+}
+
+// permute_forward(x, dims): any dtype
+static Napi::Value Permute(const Napi::CallbackInfo& info) {
+  Args a(info, "permute");
+  a.count(2);
+  TensorWrap* t = a.tensor(0, "x");
+  int64_t rank = static_cast<int64_t>(t->shape.size());
+  if (!info[1].IsArray()) a.type_error("argument 'dims' must be an array of axes");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  if (static_cast<int64_t>(arr.Length()) != rank)
+    a.range_error("dims has " + std::to_string(arr.Length()) + " entries but x has rank " + std::to_string(rank));
+  std::vector<int64_t> dims(rank);
+  std::vector<bool> seen(rank, false);
+  for (int64_t k = 0; k < rank; ++k) {
+    Napi::Value v = arr[static_cast<uint32_t>(k)];
+    if (!v.IsNumber()) a.type_error("dims must contain integers");
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d != std::floor(d) || d < -rank || d >= rank) a.range_error("dims[" + std::to_string(k) + "] is not an axis of a rank-" + std::to_string(rank) + " tensor");
+    int64_t ax = d < 0 ? int64_t(d) + rank : int64_t(d);
+    if (seen[ax]) a.range_error("dims repeats axis " + std::to_string(ax));
+    seen[ax] = true;
+    dims[k] = ax;
+  }
+  Shape os(rank);
+  for (int64_t k = 0; k < rank; ++k) os[k] = t->shape[dims[k]];
+  Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, os);
+  permute_copy(t->storage->data, TensorWrap::Unwrap(out)->storage->data, t->shape, dims, dtype_size(t->dtype));
+  return out;
+}
+
+// x viewed as [outer, n, inner] around `axis`
+static void split_axis(const Shape& s, int64_t axis, int64_t* outer, int64_t* inner) {
+  *outer = 1;
+  *inner = 1;
+  for (int64_t k = 0; k < axis; ++k) *outer *= s[k];
+  for (size_t k = axis + 1; k < s.size(); ++k) *inner *= s[k];
+}
+
+// slice_forward(x, axis, start, end): x[..., start:end, ...] along axis
+static Napi::Value SliceForward(const Napi::CallbackInfo& info) {
+  Args a(info, "slice");
+  a.count(4);
+  TensorWrap* t = a.tensor(0, "x");
+  int64_t axis = a.axis(1, "axis", t->shape.size());
+  int64_t len = t->shape[axis];
+  int64_t start = a.integer(2, "start", 0, len);
+  int64_t end = a.integer(3, "end", start, len);
+  Shape os = t->shape;
+  os[axis] = end - start;
+  Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, os);
+  int64_t outer, inner, es = dtype_size(t->dtype);
+  split_axis(t->shape, axis, &outer, &inner);
+  const char* src = static_cast<const char*>(t->storage->data);
+  char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
+  int64_t block = (end - start) * inner * es;
+  par(outer, 64, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) std::memcpy(dst + o * block, src + (o * len + start) * inner * es, block);
+  });
+  return out;
+}
+
+// slice_backward(gy, shape, axis, start): zeros of `shape` with gy written at start
+static Napi::Value SliceBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "slice_backward");
+  a.count(4);
+  TensorWrap* g = a.tensor(0, "gy");
+  Shape s = a.shape(1, "shape");
+  if (s.size() != g->shape.size()) a.range_error("gy rank does not match shape");
+  int64_t axis = a.axis(2, "axis", s.size());
+  int64_t start = a.integer(3, "start", 0, s[axis]);
+  for (size_t k = 0; k < s.size(); ++k)
+    if ((int64_t(k) != axis && s[k] != g->shape[k]) || (int64_t(k) == axis && start + g->shape[k] > s[k]))
+      a.range_error("gy shape " + shape_str(g->shape) + " does not fit in " + shape_str(s) + " at " + std::to_string(start));
+  Napi::Object out = TensorWrap::Create(info.Env(), g->dtype, s);
+  int64_t outer, inner, es = dtype_size(g->dtype);
+  split_axis(s, axis, &outer, &inner);
+  char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
+  std::memset(dst, 0, shape_numel(s) * es);
+  const char* src = static_cast<const char*>(g->storage->data);
+  int64_t block = g->shape[axis] * inner * es;
+  for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + (o * s[axis] + start) * inner * es, src + o * block, block);
+  return out;
+}
+
+// concat_forward(tensors, axis)
+static Napi::Value ConcatForward(const Napi::CallbackInfo& info) {
+  Args a(info, "concat");
+  a.count(2);
+  std::vector<TensorWrap*> ts = a.tensor_list(0, "tensors");
+  if (ts.empty()) a.range_error("needs at least one tensor");
+  const Shape& s0 = ts[0]->shape;
+  int64_t axis = a.axis(1, "axis", s0.size());
+  int64_t total = 0;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    if (ts[i]->dtype != ts[0]->dtype) a.type_error("tensors[" + std::to_string(i) + "] has dtype " + dtype_name(ts[i]->dtype) + ", expected " + dtype_name(ts[0]->dtype));
+    const Shape& si = ts[i]->shape;
+    bool ok = si.size() == s0.size();
+    for (size_t k = 0; ok && k < s0.size(); ++k)
+      if (int64_t(k) != axis && si[k] != s0[k]) ok = false;
+    if (!ok) a.range_error("tensors[" + std::to_string(i) + "] has shape " + shape_str(si) + ", incompatible with " + shape_str(s0) + " along axis " + std::to_string(axis));
+    total += si[axis];
+  }
+  Shape os = s0;
+  os[axis] = total;
+  Napi::Object out = TensorWrap::Create(info.Env(), ts[0]->dtype, os);
+  int64_t outer, inner, es = dtype_size(ts[0]->dtype);
+  split_axis(os, axis, &outer, &inner);
+  char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
+  int64_t row = total * inner * es, off = 0;
+  for (TensorWrap* t : ts) {
+    int64_t block = t->shape[axis] * inner * es;
+    const char* src = static_cast<const char*>(t->storage->data);
+    for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * row + off, src + o * block, block);
+    off += block;
+  }
+  return out;
+}
+
+// expand(x, shape): broadcast copy
+static Napi::Value Expand(const Napi::CallbackInfo& info) {
+  Args a(info, "expand");
+  a.count(2);
+  TensorWrap* t = a.tensor(0, "x");
+  Shape s = a.shape(1, "shape");
+  Shape b = broadcast_shapes(a, t->shape, s);
+  if (b != s) a.range_error("cannot expand " + shape_str(t->shape) + " to " + shape_str(s));
+  Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, s);
+  expand_copy(t->storage->data, t->shape, TensorWrap::Unwrap(out)->storage->data, s, dtype_size(t->dtype));
+  return out;
+}
+
+// sum_to(x, shape): sums x over the dimensions that broadcasting expanded from `shape`
+static Napi::Value SumTo(const Napi::CallbackInfo& info) {
+  Args a(info, "sumTo");
+  a.count(2);
+  TensorWrap* t = a.tensor_f32(0, "x");
+  Shape s = a.shape(1, "shape");
+  Shape b = broadcast_shapes(a, s, t->shape);
+  if (b != t->shape) a.range_error("cannot sum " + shape_str(t->shape) + " down to " + shape_str(s));
+  Napi::Object out = TensorWrap::Create(info.Env(), DType::F32, s);
+  float* y = TensorWrap::Unwrap(out)->f32();
+  int64_t n_out = shape_numel(s);
+  // y is the broadcast operand: accumulate x into it, one merged row at a time
+  BroadcastPlan p = plan_broadcast(t->shape, {t->shape, s});
+  std::memset(y, 0, n_out * 4);
+  const float* x = t->f32();
+  int64_t inner = p.inner(), s_in = p.strides[1].back();
+  int64_t outer = p.outer();
+  // Parallel over output rows is not race-free in general; the reduction is
+  // parallel over chunks of the inner axis instead when the output keeps it.
+  if (s_in == 1) {
+    par(inner, 4096, [&](int64_t b0, int64_t e0) {
+      for (int64_t o = 0; o < outer; ++o) {
+        const float* xr = x + p.offset(0, o);
+        float* yr = y + p.offset(1, o);
+        for (int64_t j = b0; j < e0; ++j) yr[j] += xr[j];
+      }
+    });
+  } else {
+    for (int64_t o = 0; o < outer; ++o) {
+      const float* xr = x + p.offset(0, o);
+      float* yr = y + p.offset(1, o);
+      float acc = 0.0f;
+      for (int64_t j = 0; j < inner; ++j) acc += xr[j];
+      *yr += acc;
+    }
+  }
+  return out;
+}
+
+void register_tensor_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
+  exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
+  exports.Set("toArray", Napi::Function::New(env, ToArray, "toArray"));
+  exports.Set("fill", Napi::Function::New(env, Fill, "fill"));
+  exports.Set("rand", Napi::Function::New(env, Rand, "rand"));
+  exports.Set("randn", Napi::Function::New(env, Randn, "randn"));
+  exports.Set("cast", Napi::Function::New(env, Cast, "cast"));
+  exports.Set("reshape", Napi::Function::New(env, Reshape, "reshape"));
+  exports.Set("clone", Napi::Function::New(env, Clone, "clone"));
+  exports.Set("permute_forward", Napi::Function::New(env, Permute, "permute_forward"));
+  exports.Set("slice_forward", Napi::Function::New(env, SliceForward, "slice_forward"));
+  exports.Set("slice_backward", Napi::Function::New(env, SliceBackward, "slice_backward"));
+  exports.Set("concat_forward", Napi::Function::New(env, ConcatForward, "concat_forward"));
+  exports.Set("expand", Napi::Function::New(env, Expand, "expand"));
+  exports.Set("sum_to", Napi::Function::New(env, SumTo, "sum_to"));
+}
+
+}  // namespace tk

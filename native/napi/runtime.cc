@@ -1,0 +1,126 @@
+// Runtime bindings: backend description, ISA and thread control, and the
+// machine-limit probes used by bench/ (FMA peak, copy bandwidth).
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "../cpu/baseline.h"
+#include "../runtime/cuda_loader.h"
+#include "../runtime/isa.h"
+#include "bindings.h"
+
+namespace tk {
+
+static Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("isa", active_isa());
+  cpu.Set("threads", thread_count());
+  Napi::Array supported = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (const char* isa : {"scalar", "avx2", "avx512"})
+    if (cpu_supports(isa)) supported[k++] = Napi::String::New(env, isa);
+  cpu.Set("supportedIsas", supported);
+  const CudaStatus& cs = cuda_status();
+  Napi::Object cuda = Napi::Object::New(env);
+  cuda.Set("built", cs.built);
+  cuda.Set("available", cs.available);
+  if (!cs.reason.empty()) cuda.Set("reason", cs.reason);
+  Napi::Array devs = Napi::Array::New(env);
+  for (size_t i = 0; i < cs.devices.size(); ++i) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("name", cs.devices[i].name);
+    d.Set("computeCapability", cs.devices[i].compute_capability);
+    d.Set("memoryBytes", double(cs.devices[i].memory_bytes));
+    devs[uint32_t(i)] = d;
+  }
+  cuda.Set("devices", devs);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("cpu", cpu);
+  r.Set("cuda", cuda);
+  return r;
+}
+
+static Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  Args a(info, "setIsa");
+  a.count(1);
+  std::string err = set_isa(a.string(0, "isa"));
+  if (!err.empty()) a.range_error(err);
+  return info.Env().Undefined();
+}
+
+static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Args a(info, "setThreads");
+  a.count(1);
+  set_thread_count(static_cast<int>(a.integer(0, "threads", 1, 1024)));
+  return info.Env().Undefined();
+}
+
+// fmaPeak(seconds) -> FLOP/s of a register-only FMA loop on every pool thread
+static Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Args a(info, "fmaPeak");
+  a.count(1);
+  double seconds = a.number(0, "seconds");
+  if (seconds <= 0 || seconds > 60) a.range_error("seconds must be in (0, 60]");
+  const KernelTable& k = kt();
+  int threads = thread_count();
+  float sink[256] = {};
+  // calibrate iterations on one thread
+  int64_t iters = 1 << 16;
+  for (;;) {
+    auto t0 = std::chrono::steady_clock::now();
+    k.fma_loop(iters, sink);
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt > seconds / 4 || iters > (int64_t(1) << 40)) {
+      iters = static_cast<int64_t>(iters * (seconds / dt));
+      break;
+    }
+    iters *= 4;
+  }
+  std::vector<double> flops(threads, 0.0);
+  auto t0 = std::chrono::steady_clock::now();
+  par(threads, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) flops[t] = k.fma_loop(iters, &sink[t % 256]);
+  });
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double total = 0;
+  for (double f : flops) total += f;
+  return Napi::Number::New(info.Env(), total / dt);
+}
+
+// copyBandwidth(bytes, reps) -> bytes moved per second (read + write), all threads
+static Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
+  Args a(info, "copyBandwidth");
+  a.count(2);
+  int64_t bytes = a.integer(0, "bytes", 1 << 12, int64_t(1) << 34);
+  int64_t reps = a.integer(1, "reps", 1, 1 << 20);
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  auto once = [&] {
+    par(bytes, 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst.data() + b, src.data() + b, e - b); });
+  };
+  once();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t r = 0; r < reps; ++r) once();
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(info.Env(), 2.0 * double(bytes) * double(reps) / dt);
+}
+
+// noop(t): the cheapest validated native call, for call-overhead measurements
+static Napi::Value Noop(const Napi::CallbackInfo& info) {
+  Args a(info, "noop");
+  a.count(1);
+  a.tensor(0, "tensor");
+  return info.Env().Undefined();
+}
+
+void register_runtime(Napi::Env env, Napi::Object exports) {
+  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak, "fmaPeak"));
+  exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth, "copyBandwidth"));
+  exports.Set("noop", Napi::Function::New(env, Noop, "noop"));
+}
+
+}  // namespace tk
