@@ -1,0 +1,137 @@
+// Reverse-mode autograd. Every differentiable op records one Node on its
+// output: the inputs, and a backward function that maps the output gradient
+// to one gradient per input (null where an input needs none). Gradients are
+// float32 tensors. The rule for each op lives next to its forward in src/ops/.
+import { native, type NativeTensor } from './native/binding.js';
+import type { Tensor } from './tensor.js';
+
+export interface Node {
+  op: string;
+  inputs: Tensor[];
+  /** gy has the output's shape; returns one gradient per input (same shape as that input). */
+  backward: (gy: Tensor, needs: boolean[]) => Array<Tensor | null>;
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn with gradient recording off (like torch.no_grad). */
+export function noGrad<R>(fn: () => R): R {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Attaches a node to `out` when recording is on and any input requires grad. */
+export function record(out: Tensor, op: string, inputs: Tensor[], backward: Node['backward']): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out._node = { op, inputs, backward };
+  }
+  return out;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // iterative DFS (deep graphs would overflow the JS stack)
+  const stack: Array<[Tensor, number]> = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t._node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1] = i + 1;
+      const child = inputs[i]!;
+      if (child.requiresGrad && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order.reverse();
+}
+
+/**
+ * Backpropagates from `root`. Leaf tensors with requiresGrad accumulate into
+ * `.grad`. The graph is freed as it is walked (no retain_graph). Every
+ * gradient tensor in flight is owned here and disposed once consumed.
+ */
+export function runBackward(root: Tensor, grad: Tensor | undefined, wrap: (h: NativeTensor) => Tensor): void {
+  if (!root.requiresGrad) throw new Error('backward: tensor does not require grad (no input of its graph has requiresGrad)');
+  let seed: Tensor;
+  if (grad) {
+    if (grad.shape.length !== root.shape.length || grad.shape.some((d, i) => d !== root.shape[i]))
+      throw new RangeError(`backward: grad shape [${grad.shape}] does not match tensor shape [${root.shape}]`);
+    seed = wrap(native.cast(grad._handle(), 'f32'));  // our own copy
+  } else {
+    if (root.numel !== 1) throw new RangeError(`backward: grad must be given for a non-scalar tensor of shape [${root.shape}]`);
+    const h = native.empty('f32', [...root.shape]);
+    native.fill(h, 1);
+    seed = wrap(h);
+  }
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, seed);
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    for (const t of order) {
+      const g = grads.get(t);
+      if (!g) continue;
+      grads.delete(t);
+      const node = t._node;
+      if (!node) {
+        // a leaf: accumulate into .grad
+        if (t.grad) {
+          const sum = wrap(native.binary_forward('add', t.grad._handle(), g._handle()));
+          t.grad.dispose();
+          g.dispose();
+          t.grad = sum;
+        } else {
+          t.grad = g;
+        }
+        t.grad._keep();
+        continue;
+      }
+      const gin = node.backward(g, node.inputs.map((x) => x.requiresGrad));
+      const handedOut = new Set<Tensor>();
+      const unused: Tensor[] = [];
+      node.inputs.forEach((x, i) => {
+        let gi = gin[i];
+        if (!gi) return;
+        if (!x.requiresGrad) {
+          unused.push(gi);
+          return;
+        }
+        if (handedOut.has(gi)) gi = wrap(native.clone(gi._handle()));
+        handedOut.add(gi);
+        const acc = grads.get(x);
+        if (acc) {
+          grads.set(x, wrap(native.binary_forward('add', acc._handle(), gi._handle())));
+          acc.dispose();
+          gi.dispose();
+        } else {
+          grads.set(x, gi);
+        }
+      });
+      for (const u of unused) if (!handedOut.has(u)) u.dispose();
+      if (!handedOut.has(g)) g.dispose();
+      t._node = null;  // free the graph as we go
+    }
+  } finally {
+    gradEnabled = prev;
+    for (const g of grads.values()) g.dispose();
+  }
+}

@@ -1,0 +1,97 @@
+// The one typed view of the native addon: every native function and its
+// argument types. Nothing else in src/ touches the addon directly.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque handle to native tensor storage (native/napi/tensor_wrap.h). */
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DType;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+export type DType = 'f32' | 'bf16' | 'f16' | 'i8' | 'i32';
+export type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'scale' | 'pow' | 'gelu' | 'silu' | 'relu';
+export type BinaryName = 'add' | 'sub' | 'mul' | 'div';
+export type ReduceName = 'sum' | 'mean' | 'max';
+
+export interface CudaDeviceInfo {
+  name: string;
+  computeCapability: string;
+  memoryBytes: number;
+}
+
+export interface NativeBackendInfo {
+  cpu: { isa: 'avx512' | 'avx2' | 'scalar'; threads: number; supportedIsas: Array<'avx512' | 'avx2' | 'scalar'> };
+  cuda: { built: boolean; available: boolean; reason?: string; devices: CudaDeviceInfo[] };
+}
+
+type T = NativeTensor;
+
+export interface NativeAddon {
+  NativeTensor: new () => NativeTensor;
+  // creation and movement
+  empty(dtype: DType, shape: number[]): T;
+  fromArray(data: ArrayLike<number>, shape: number[], dtype: DType): T;
+  toArray(t: T): Float32Array | Int32Array | Int8Array;
+  fill(t: T, value: number): void;
+  rand(shape: number[], seed: number, low: number, high: number): T;
+  randn(shape: number[], seed: number, mean: number, std: number): T;
+  cast(t: T, dtype: DType): T;
+  reshape(t: T, shape: number[]): T;
+  clone(t: T): T;
+  permute_forward(x: T, dims: number[]): T;
+  slice_forward(x: T, axis: number, start: number, end: number): T;
+  slice_backward(gy: T, shape: number[], axis: number, start: number): T;
+  concat_forward(xs: T[], axis: number): T;
+  expand(x: T, shape: number[]): T;
+  sum_to(x: T, shape: number[]): T;
+  // math
+  unary_forward(op: UnaryName, x: T, p: number): T;
+  unary_backward(op: UnaryName, x: T, y: T, gy: T, p: number): T;
+  binary_forward(op: BinaryName, a: T, b: T): T;
+  where_forward(cond: T, a: T, b: T): T;
+  masked_fill_forward(x: T, mask: T, value: number): T;
+  reduce_forward(op: 'sum' | 'mean', x: T, axis: number): T;
+  reduce_forward(op: 'max', x: T, axis: number): [T, T];
+  max_backward(gy: T, idx: T, shape: number[], axis: number): T;
+  softmax_forward(x: T, axis: number, log: boolean): T;
+  softmax_backward(y: T, gy: T, axis: number, log: boolean): T;
+  cross_entropy_forward(logits: T, targets: T, ignoreIndex: number): [T, T];
+  cross_entropy_backward(logits: T, lse: T, targets: T, gRow: T, ignoreIndex: number): T;
+  layer_norm_forward(x: T, w: T, b: T | null, eps: number): [T, T, T];
+  layer_norm_backward(x: T, w: T, mean: T, rstd: T, gy: T, needW: boolean, needB: boolean): [T, T | null, T | null];
+  rms_norm_forward(x: T, w: T, eps: number): [T, T];
+  rms_norm_backward(x: T, w: T, rstd: T, gy: T, needW: boolean): [T, T | null];
+  embedding_forward(table: T, ids: T): T;
+  embedding_backward(gy: T, ids: T, V: number): T;
+  dropout_forward(x: T, p: number, seed: number): T;
+  rope_forward(x: T, positions: T, theta: number, inverse: boolean): T;
+  matmul_forward(a: T, b: T, transA: boolean, transB: boolean): T;
+  // runtime
+  backendInfo(): NativeBackendInfo;
+  setIsa(isa: string): void;
+  setThreads(n: number): void;
+  fmaPeak(seconds: number): number;
+  copyBandwidth(bytes: number, reps: number): number;
+  noop(t: T): void;
+  setAddonDir(dir: string): void;
+}
+
+const require = createRequire(import.meta.url);
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function load(): NativeAddon {
+  const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
+  const addon = nodeGypBuild(packageRoot) as NativeAddon;
+  try {
+    addon.setAddonDir(dirname(nodeGypBuild.resolve(packageRoot)));
+  } catch {
+    addon.setAddonDir(join(packageRoot, 'build', 'Release'));
+  }
+  return addon;
+}
+
+export const native: NativeAddon = load();

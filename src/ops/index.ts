@@ -1,0 +1,9 @@
+// tk.ops: every op of the engine, one name each.
+export { add, sub, mul, div, scale, neg, exp, log, sqrt, pow, gelu, silu, relu } from './elementwise.js';
+export { sum, mean, max } from './reduce.js';
+export type { Axis, ReduceOptions } from './reduce.js';
+export { matmul } from './matmul.js';
+export type { MatmulOptions } from './matmul.js';
+export { softmax, logSoftmax, crossEntropy, layerNorm, rmsNorm, embedding, dropout, rope } from './nn.js';
+export type { CrossEntropyOptions, NormOptions, DropoutOptions, RopeOptions } from './nn.js';
+export { reshape, transpose, permute, concat, slice, where, maskedFill } from './shape.js';
