@@ -37,6 +37,8 @@
         "native/napi/ops_tensor.cc",
         "native/napi/ops_math.cc",
         "native/napi/runtime.cc",
+        "native/napi/ops_io.cc",
+        "native/napi/ops_fused.cc",
         "native/cpu/baseline.cc",
         "native/runtime/threads.cc",
         "native/runtime/isa.cc",

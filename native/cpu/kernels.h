@@ -73,6 +73,15 @@ struct KernelTable {
   void (*dropout)(const float* x, float* y, int64_t n, float p, uint64_t seed);
   // ---- benchmark support: a register-only FMA loop; returns the flops it did
   double (*fma_loop)(int64_t iters, float* sink);
+  // ---- fused attention (attention.inc); q [B, H, T, D], k, v [B, Hkv, S, D],
+  // kv_len [B] or null; o [B, H, T, D], lse [B, H, T]
+  void (*attention_forward)(const float* q, const float* k, const float* v, const int32_t* kv_len,
+                            int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D,
+                            float scale, bool causal, float* o, float* lse);
+  void (*attention_backward)(const float* q, const float* k, const float* v, const float* o,
+                             const float* lse, const float* dout, const int32_t* kv_len, int64_t B,
+                             int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D, float scale,
+                             bool causal, float* dq, float* dk, float* dv);
 };
 
 const KernelTable& kernels_scalar();

@@ -8,4 +8,6 @@ namespace tk {
 void register_tensor_ops(Napi::Env env, Napi::Object exports);
 void register_math_ops(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
+void register_io_ops(Napi::Env env, Napi::Object exports);
+void register_fused_ops(Napi::Env env, Napi::Object exports);
 }  // namespace tk

@@ -78,6 +78,12 @@ export interface NativeAddon {
   copyBandwidth(bytes: number, reps: number): number;
   noop(t: T): void;
   setAddonDir(dir: string): void;
+  // fused
+  attention_forward(q: T, k: T, v: T, kvLengths: T | null, scale: number, causal: boolean): [T, T];
+  attention_backward(q: T, k: T, v: T, o: T, lse: T, dout: T, kvLengths: T | null, scale: number, causal: boolean): [T, T, T];
+  // io
+  /** A Uint8Array over the tensor's native bytes (keeps the storage alive). */
+  bytesView(t: T): Uint8Array;
 }
 
 const require = createRequire(import.meta.url);

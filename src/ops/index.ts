@@ -7,3 +7,5 @@ export type { MatmulOptions } from './matmul.js';
 export { softmax, logSoftmax, crossEntropy, layerNorm, rmsNorm, embedding, dropout, rope } from './nn.js';
 export type { CrossEntropyOptions, NormOptions, DropoutOptions, RopeOptions } from './nn.js';
 export { reshape, transpose, permute, concat, slice, where, maskedFill } from './shape.js';
+export { attention } from './attention.js';
+export type { AttentionOptions } from './attention.js';
