@@ -5,3 +5,33 @@ export { noGrad, isGradEnabled } from './autograd.js';
 export { backend, setIsa, setThreads } from './backend.js';
 export type { BackendInfo } from './backend.js';
 export * as ops from './ops/index.js';
+export * from './io/index.js';
+export * from './tokenizer/index.js';
+export * from './tokenizer/index.js';
+export { Module } from './nn/module.js';
+export { Linear, Embedding, LayerNorm, RMSNorm } from './nn/layers.js';
+export type { LinearOptions } from './nn/layers.js';
+export {
+  createModel,
+  loadModel,
+  saveModel,
+  SUPPORTED_MODEL_TYPES,
+  PreTrainedModel,
+  GPT2LMHeadModel,
+  LlamaForCausalLM,
+  BertModel,
+  KVCache,
+} from './models/index.js';
+export type {
+  AnyModel,
+  LoadModelOptions,
+  ForwardOptions,
+  GenerateOptions,
+  GenerationOutput,
+  StreamEvent,
+  HFConfig,
+  GPT2Config,
+  LlamaConfig,
+  BertConfig,
+  BertOutput,
+} from './models/index.js';

@@ -8,7 +8,7 @@
 
 namespace tk {
 
-enum class UnaryOp : int { Neg, Exp, Log, Sqrt, Scale, Pow, Gelu, Silu, Relu };
+enum class UnaryOp : int { Neg, Exp, Log, Sqrt, Scale, Pow, Gelu, Silu, Relu, Tanh, GeluErf };
 enum class BinaryOp : int { Add, Sub, Mul, Div };
 enum class ReduceOp : int { Sum, Mean, Max };
 

@@ -20,7 +20,7 @@ bool parse_unary(const std::string& s, UnaryOp* op) {
   static const struct { const char* n; UnaryOp op; } table[] = {
       {"neg", UnaryOp::Neg}, {"exp", UnaryOp::Exp}, {"log", UnaryOp::Log}, {"sqrt", UnaryOp::Sqrt},
       {"scale", UnaryOp::Scale}, {"pow", UnaryOp::Pow}, {"gelu", UnaryOp::Gelu}, {"silu", UnaryOp::Silu},
-      {"relu", UnaryOp::Relu}};
+      {"relu", UnaryOp::Relu}, {"tanh", UnaryOp::Tanh}, {"geluErf", UnaryOp::GeluErf}};
   for (auto& e : table)
     if (s == e.n) { *op = e.op; return true; }
   return false;
@@ -120,7 +120,7 @@ static Napi::Value WhereForward(const Napi::CallbackInfo& info) {
   BroadcastPlan p = plan_broadcast(s, {c->shape, x->shape, z->shape});
   int64_t inner = p.inner(), sc = p.strides[0].back(), sa = p.strides[1].back(), sb = p.strides[2].back();
   DType cd = c->dtype;
-  const void* cv = c->storage->data;
+  const void* cv = c->raw();
   const float* xa = x->f32();
   const float* xb = z->f32();
   float* yo = y->f32();
@@ -158,7 +158,7 @@ static Napi::Value MaskedFillForward(const Napi::CallbackInfo& info) {
   BroadcastPlan p = plan_broadcast(s, {x->shape, m->shape});
   int64_t inner = p.inner(), sm = p.strides[1].back();
   DType md = m->dtype;
-  const void* mv = m->storage->data;
+  const void* mv = m->raw();
   const float* xv = x->f32();
   float* yo = y->f32();
   par(p.outer(), inner >= 4096 ? 1 : (4096 + inner - 1) / inner, [&](int64_t b, int64_t e) {
@@ -568,26 +568,26 @@ static Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
 }
 
 void register_math_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("unary_forward", Napi::Function::New(env, UnaryForward, "unary_forward"));
-  exports.Set("unary_backward", Napi::Function::New(env, UnaryBackward, "unary_backward"));
-  exports.Set("binary_forward", Napi::Function::New(env, BinaryForward, "binary_forward"));
-  exports.Set("where_forward", Napi::Function::New(env, WhereForward, "where_forward"));
-  exports.Set("masked_fill_forward", Napi::Function::New(env, MaskedFillForward, "masked_fill_forward"));
-  exports.Set("reduce_forward", Napi::Function::New(env, ReduceForward, "reduce_forward"));
-  exports.Set("max_backward", Napi::Function::New(env, MaxBackward, "max_backward"));
-  exports.Set("softmax_forward", Napi::Function::New(env, SoftmaxForward, "softmax_forward"));
-  exports.Set("softmax_backward", Napi::Function::New(env, SoftmaxBackward, "softmax_backward"));
-  exports.Set("cross_entropy_forward", Napi::Function::New(env, CrossEntropyForward, "cross_entropy_forward"));
-  exports.Set("cross_entropy_backward", Napi::Function::New(env, CrossEntropyBackward, "cross_entropy_backward"));
-  exports.Set("layer_norm_forward", Napi::Function::New(env, LayerNormForward, "layer_norm_forward"));
-  exports.Set("layer_norm_backward", Napi::Function::New(env, LayerNormBackward, "layer_norm_backward"));
-  exports.Set("rms_norm_forward", Napi::Function::New(env, RmsNormForward, "rms_norm_forward"));
-  exports.Set("rms_norm_backward", Napi::Function::New(env, RmsNormBackward, "rms_norm_backward"));
-  exports.Set("embedding_forward", Napi::Function::New(env, EmbeddingForward, "embedding_forward"));
-  exports.Set("embedding_backward", Napi::Function::New(env, EmbeddingBackward, "embedding_backward"));
-  exports.Set("dropout_forward", Napi::Function::New(env, DropoutForward, "dropout_forward"));
-  exports.Set("rope_forward", Napi::Function::New(env, RopeForward, "rope_forward"));
-  exports.Set("matmul_forward", Napi::Function::New(env, MatmulForward, "matmul_forward"));
+  define<UnaryForward>(env, exports, "unary_forward", "unary");
+  define<UnaryBackward>(env, exports, "unary_backward", "unary_backward");
+  define<BinaryForward>(env, exports, "binary_forward", "binary");
+  define<WhereForward>(env, exports, "where_forward", "where");
+  define<MaskedFillForward>(env, exports, "masked_fill_forward", "maskedFill");
+  define<ReduceForward>(env, exports, "reduce_forward", "reduce");
+  define<MaxBackward>(env, exports, "max_backward", "max_backward");
+  define<SoftmaxForward>(env, exports, "softmax_forward", "softmax");
+  define<SoftmaxBackward>(env, exports, "softmax_backward", "softmax_backward");
+  define<CrossEntropyForward>(env, exports, "cross_entropy_forward", "crossEntropy");
+  define<CrossEntropyBackward>(env, exports, "cross_entropy_backward", "crossEntropy_backward");
+  define<LayerNormForward>(env, exports, "layer_norm_forward", "layerNorm");
+  define<LayerNormBackward>(env, exports, "layer_norm_backward", "layerNorm_backward");
+  define<RmsNormForward>(env, exports, "rms_norm_forward", "rmsNorm");
+  define<RmsNormBackward>(env, exports, "rms_norm_backward", "rmsNorm_backward");
+  define<EmbeddingForward>(env, exports, "embedding_forward", "embedding");
+  define<EmbeddingBackward>(env, exports, "embedding_backward", "embedding_backward");
+  define<DropoutForward>(env, exports, "dropout_forward", "dropout");
+  define<RopeForward>(env, exports, "rope_forward", "rope");
+  define<MatmulForward>(env, exports, "matmul_forward", "matmul");
 }
 
 }  // namespace tk

@@ -13,7 +13,7 @@ export interface NativeTensor {
 }
 
 export type DType = 'f32' | 'bf16' | 'f16' | 'i8' | 'i32';
-export type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'scale' | 'pow' | 'gelu' | 'silu' | 'relu';
+export type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'scale' | 'pow' | 'gelu' | 'silu' | 'relu' | 'tanh' | 'geluErf';
 export type BinaryName = 'add' | 'sub' | 'mul' | 'div';
 export type ReduceName = 'sum' | 'mean' | 'max';
 

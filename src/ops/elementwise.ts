@@ -26,6 +26,9 @@ export function pow(x: Tensor, p: number): Tensor {
 export const gelu = (x: Tensor): Tensor => unary('gelu', x);
 export const silu = (x: Tensor): Tensor => unary('silu', x);
 export const relu = (x: Tensor): Tensor => unary('relu', x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+/** exact GELU, x * Phi(x) (BERT's "gelu"; erf to |error| < 1.5e-7) */
+export const geluErf = (x: Tensor): Tensor => unary('geluErf', x);
 
 function binary(op: 'add' | 'sub' | 'mul' | 'div', av: Tensor | number, bv: Tensor | number): Tensor {
   const a = asTensor(op, 'a', av);

@@ -1,5 +1,5 @@
 // tk.ops: every op of the engine, one name each.
-export { add, sub, mul, div, scale, neg, exp, log, sqrt, pow, gelu, silu, relu } from './elementwise.js';
+export { add, sub, mul, div, scale, neg, exp, log, sqrt, pow, gelu, geluErf, silu, relu, tanh } from './elementwise.js';
 export { sum, mean, max } from './reduce.js';
 export type { Axis, ReduceOptions } from './reduce.js';
 export { matmul } from './matmul.js';

@@ -1,0 +1,149 @@
+// GPT-2: learned positions, pre-LayerNorm blocks, GELU (tanh), fused c_attn.
+// Checkpoint layout (GPT2LMHeadModel): transformer.{wte,wpe,h.N.*,ln_f},
+// Conv1D weights stored [in, out]; lm_head tied to wte.
+import { Module } from '../nn/module.js';
+import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import * as ops from '../ops/index.js';
+import { Tensor, tensor } from '../tensor.js';
+import { PreTrainedModel, type ForwardOptions, type HFConfig } from './base.js';
+import { attend, idsTensor, type KVCache, maskRows, positionIds } from './common.js';
+
+export interface GPT2Config extends HFConfig {
+  model_type: 'gpt2';
+  vocab_size: number;
+  n_positions: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  n_inner?: number | null;
+  layer_norm_epsilon?: number;
+  activation_function?: string;
+  resid_pdrop?: number;
+  embd_pdrop?: number;
+  attn_pdrop?: number;
+  tie_word_embeddings?: boolean;
+  scale_attn_weights?: boolean;
+}
+
+function dropoutIf(m: Module, x: Tensor, p: number | undefined): Tensor {
+  return m.training && p ? ops.dropout(x, p) : x;
+}
+
+class GPT2Attention extends Module {
+  readonly c_attn: Linear;
+  readonly c_proj: Linear;
+  constructor(readonly cfg: GPT2Config) {
+    super();
+    const C = cfg.n_embd;
+    this.c_attn = this.registerModule('c_attn', new Linear(C, 3 * C, { fanInFanOut: true }));
+    this.c_proj = this.registerModule('c_proj', new Linear(C, C, { fanInFanOut: true, std: 0.02 / Math.sqrt(2 * cfg.n_layer) }));
+  }
+  forward(x: Tensor, layer: number, keyMask: number[][], cache: KVCache | undefined): Tensor {
+    const [B, T, C] = x.shape as [number, number, number];
+    const H = this.cfg.n_head, D = C / H;
+    const qkv = (this.children.c_attn as Linear).forward(x);  // [B, T, 3C]
+    const heads = (i: number) => ops.permute(ops.reshape(ops.slice(qkv, 2, i * C, (i + 1) * C), [B, T, H, D]), [0, 2, 1, 3]);
+    const q = heads(0);
+    let k = heads(1), v = heads(2);
+    if (cache) ({ k, v } = cache.update(layer, k, v));
+    const scale = this.cfg.scale_attn_weights === false ? 1 : 1 / Math.sqrt(D);
+    const a = attend(q, k, v, keyMask, true, scale);  // [B, H, T, D]
+    const merged = ops.reshape(ops.permute(a, [0, 2, 1, 3]), [B, T, C]);
+    return (this.children.c_proj as Linear).forward(merged);
+  }
+}
+
+class GPT2MLP extends Module {
+  constructor(readonly cfg: GPT2Config) {
+    super();
+    const C = cfg.n_embd, inner = cfg.n_inner ?? 4 * C;
+    this.registerModule('c_fc', new Linear(C, inner, { fanInFanOut: true }));
+    this.registerModule('c_proj', new Linear(inner, C, { fanInFanOut: true, std: 0.02 / Math.sqrt(2 * cfg.n_layer) }));
+  }
+  forward(x: Tensor): Tensor {
+    const act = this.cfg.activation_function ?? 'gelu_new';
+    if (!['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu'].includes(act))
+      throw new Error(`gpt2: activation_function '${act}' is not supported`);
+    const h = (this.children.c_fc as Linear).forward(x);
+    const a = act === 'relu' ? ops.relu(h) : act === 'silu' ? ops.silu(h) : ops.gelu(h);
+    return (this.children.c_proj as Linear).forward(a);
+  }
+}
+
+class GPT2Block extends Module {
+  constructor(readonly cfg: GPT2Config) {
+    super();
+    const eps = cfg.layer_norm_epsilon ?? 1e-5;
+    this.registerModule('ln_1', new LayerNorm(cfg.n_embd, eps));
+    this.registerModule('attn', new GPT2Attention(cfg));
+    this.registerModule('ln_2', new LayerNorm(cfg.n_embd, eps));
+    this.registerModule('mlp', new GPT2MLP(cfg));
+  }
+  forward(x: Tensor, layer: number, keyMask: number[][], cache: KVCache | undefined): Tensor {
+    const c = this.children as Record<string, Module>;
+    const a = (c.attn as GPT2Attention).forward((c.ln_1 as LayerNorm).forward(x), layer, keyMask, cache);
+    x = ops.add(x, dropoutIf(this, a, this.cfg.resid_pdrop));
+    const m = (c.mlp as GPT2MLP).forward((c.ln_2 as LayerNorm).forward(x));
+    return ops.add(x, dropoutIf(this, m, this.cfg.resid_pdrop));
+  }
+}
+
+class GPT2Transformer extends Module {
+  constructor(readonly cfg: GPT2Config) {
+    super();
+    this.registerModule('wte', new Embedding(cfg.vocab_size, cfg.n_embd));
+    this.registerModule('wpe', new Embedding(cfg.n_positions, cfg.n_embd, { std: 0.01 }));
+    this.registerModule('h', Array.from({ length: cfg.n_layer }, () => new GPT2Block(cfg)));
+    this.registerModule('ln_f', new LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon ?? 1e-5));
+  }
+}
+
+export class GPT2LMHeadModel extends PreTrainedModel {
+  readonly config: GPT2Config;
+  constructor(config: GPT2Config) {
+    super();
+    this.config = { ...config };
+    this.registerModule('transformer', new GPT2Transformer(this.config));
+    if (this.config.tie_word_embeddings === false) this.registerModule('lm_head', new Linear(config.n_embd, config.vocab_size, { bias: false }));
+    this.checkpointPrefix = '';
+  }
+
+  numLayers(): number {
+    return this.config.n_layer;
+  }
+
+  override tiedKeys(): string[] {
+    return this.config.tie_word_embeddings === false ? [] : ['lm_head.weight'];
+  }
+
+  private get t(): GPT2Transformer {
+    return this.children.transformer as GPT2Transformer;
+  }
+
+  /** Hidden states after ln_f, [B, T, C]. */
+  hiddenStates(inputIds: Tensor | number[][], opts: ForwardOptions = {}): Tensor {
+    const { t: ids, rows } = idsTensor(inputIds);
+    const B = rows.length, T = rows[0]?.length ?? 0;
+    const stepMask = maskRows(opts.attentionMask, B, T);
+    const cache = opts.cache;
+    const pos = positionIds(cache ?? null, stepMask);
+    if (pos.some((r) => r.some((p) => p >= this.config.n_positions)))
+      throw new RangeError(`gpt2: sequence longer than n_positions = ${this.config.n_positions}`);
+    const tr = this.t.children as Record<string, Module | Module[]>;
+    const posT = tensor(Int32Array.from(pos.flat()), [B, T], { dtype: 'i32' });
+    let x = ops.add((tr.wte as Embedding).forward(ids), (tr.wpe as Embedding).forward(posT));
+    x = dropoutIf(this, x, this.config.embd_pdrop);
+    const keyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;
+    (tr.h as GPT2Block[]).forEach((blk, i) => (x = blk.forward(x, i, keyMask, cache)));
+    if (cache) cache.mask = keyMask;
+    return (tr.ln_f as LayerNorm).forward(x);
+  }
+
+  forward(inputIds: Tensor | number[][], opts: ForwardOptions = {}): Tensor {
+    let x = this.hiddenStates(inputIds, opts);
+    if (opts.lastOnly) x = ops.slice(x, 1, -1);
+    const head = this.children.lm_head as Linear | undefined;
+    const wte = (this.t.children.wte as Embedding).weight;
+    return head ? head.forward(x) : ops.matmul(x, wte, { transB: true });
+  }
+}
