@@ -25,6 +25,13 @@ struct GemmArgs {
   float* C;
   int64_t ldc;
   bool accumulate;
+  // Optional second K segment with the same layouts: C += opA(A2) · opB(B2)
+  // over K2 more terms, in the same pass (used by the fused low-rank matmul).
+  const float* A2 = nullptr;
+  int64_t lda2 = 0;
+  const float* B2 = nullptr;
+  int64_t ldb2 = 0;
+  int64_t K2 = 0;
 };
 
 struct KernelTable {
@@ -82,6 +89,9 @@ struct KernelTable {
                              const float* lse, const float* dout, const int32_t* kv_len, int64_t B,
                              int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D, float scale,
                              bool causal, float* dq, float* dk, float* dv);
+  // ---- GAE (gae.inc); rewards, values, dones, adv, ret: [B, T]; last_values: [B] or null
+  void (*gae)(const float* rewards, const float* values, const float* dones, const float* last_values,
+              int64_t B, int64_t T, float gamma, float lambda, float* adv, float* ret);
 };
 
 const KernelTable& kernels_scalar();

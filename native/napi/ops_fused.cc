@@ -2,6 +2,9 @@
 #include <cmath>
 #include <cstring>
 
+#include <vector>
+
+#include "../cpu/baseline.h"
 #include "../runtime/isa.h"
 #include "bindings.h"
 
@@ -87,7 +90,170 @@ static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// gae_forward(rewards, values, dones, lastValues | null, gamma, lambda) -> [advantages, returns]
+static Napi::Value GaeForward(const Napi::CallbackInfo& info) {
+  Args a(info, "gae");
+  a.count(6);
+  TensorWrap* r = a.tensor_f32(0, "rewards");
+  TensorWrap* v = a.tensor_f32(1, "values");
+  TensorWrap* d = a.tensor_f32(2, "dones");
+  TensorWrap* last = info[3].IsNull() || info[3].IsUndefined() ? nullptr : a.tensor_f32(3, "lastValues");
+  double gamma = a.number(4, "gamma"), lambda = a.number(5, "lambda");
+  if (r->shape.size() != 2) a.range_error("rewards must be [B, T], got " + shape_str(r->shape));
+  if (v->shape != r->shape || d->shape != r->shape)
+    a.range_error("rewards " + shape_str(r->shape) + ", values " + shape_str(v->shape) + " and dones " + shape_str(d->shape) + " must have one shape");
+  if (last && last->shape != Shape{r->shape[0]}) a.range_error("lastValues must be [B] = [" + std::to_string(r->shape[0]) + "], got " + shape_str(last->shape));
+  Napi::Object adv = TensorWrap::Create(info.Env(), DType::F32, r->shape);
+  Napi::Object ret = TensorWrap::Create(info.Env(), DType::F32, r->shape);
+  if (r->numel)
+    kt().gae(r->f32(), v->f32(), d->f32(), last ? last->f32() : nullptr, r->shape[0], r->shape[1], float(gamma), float(lambda),
+             TensorWrap::Unwrap(adv)->f32(), TensorWrap::Unwrap(ret)->f32());
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out[0u] = adv;
+  out[1u] = ret;
+  return out;
+}
+
+// ---------------------------------------------------------------- low-rank (LoRA) linear
+struct LoraShapes {
+  int64_t N, in, out, r;
+};
+
+static LoraShapes lora_shapes(const Args& a, TensorWrap* x, TensorWrap* w, TensorWrap* la, TensorWrap* lb, TensorWrap* bias) {
+  if (x->shape.empty()) a.range_error("x must be [..., in]");
+  int64_t in = x->shape.back(), N = in ? x->numel / in : 0;
+  if (w->shape.size() != 2 || w->shape[1] != in) a.range_error("w must be [out, " + std::to_string(in) + "], got " + shape_str(w->shape));
+  int64_t out = w->shape[0];
+  if (la->shape.size() != 2 || la->shape[1] != in) a.range_error("a must be [r, " + std::to_string(in) + "], got " + shape_str(la->shape));
+  int64_t r = la->shape[0];
+  if (lb->shape != (Shape{out, r})) a.range_error("b must be [" + std::to_string(out) + ", " + std::to_string(r) + "], got " + shape_str(lb->shape));
+  if (bias && bias->shape != Shape{out}) a.range_error("bias must be [" + std::to_string(out) + "], got " + shape_str(bias->shape));
+  return {N, in, out, r};
+}
+
+static void add_row_bias(float* y, const float* bias, int64_t N, int64_t out) {
+  par(N, 64, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      for (int64_t j = 0; j < out; ++j) y[i * out + j] += bias[j];
+  });
+}
+
+// lora_forward(x [..., in], w [out, in], a [r, in], b [out, r], scale, bias | null) -> [y [..., out], xa [N, r]]
+// y = x·wᵀ + scale·(x·aᵀ)·bᵀ + bias as ONE GEMM over K = in + r (the low-rank
+// term is a second K segment of the base product, so y is written once).
+static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
+  Args a(info, "loraLinear");
+  a.count(6);
+  TensorWrap* x = a.tensor_f32(0, "x");
+  TensorWrap* w = a.tensor_f32(1, "w");
+  TensorWrap* la = a.tensor_f32(2, "a");
+  TensorWrap* lb = a.tensor_f32(3, "b");
+  double scale = a.number(4, "scale");
+  TensorWrap* bias = info[5].IsNull() || info[5].IsUndefined() ? nullptr : a.tensor_f32(5, "bias");
+  LoraShapes s = lora_shapes(a, x, w, la, lb, bias);
+  Shape ys = x->shape;
+  ys.back() = s.out;
+  Napi::Object y = TensorWrap::Create(info.Env(), DType::F32, ys);
+  Napi::Object xa = TensorWrap::Create(info.Env(), DType::F32, Shape{s.N, s.r});
+  float* yp = TensorWrap::Unwrap(y)->f32();
+  float* xap = TensorWrap::Unwrap(xa)->f32();
+  const KernelTable& k = kt();
+  // xa = x·aᵀ  [N, r]
+  k.gemm(GemmArgs{s.N, s.r, s.in, x->f32(), s.in, false, la->f32(), s.in, true, xap, s.r, false});
+  std::vector<float> xas(static_cast<size_t>(s.N * s.r));
+  for (int64_t i = 0; i < s.N * s.r; ++i) xas[i] = float(scale) * xap[i];
+  GemmArgs g{s.N, s.out, s.in, x->f32(), s.in, false, w->f32(), s.in, true, yp, s.out, false};
+  g.A2 = xas.data();
+  g.lda2 = s.r;
+  g.B2 = lb->f32();
+  g.ldb2 = s.r;
+  g.K2 = s.r;
+  k.gemm(g);
+  if (bias) add_row_bias(yp, bias->f32(), s.N, s.out);
+  Napi::Array r = Napi::Array::New(info.Env(), 2);
+  r[0u] = y;
+  r[1u] = xa;
+  return r;
+}
+
+// lora_backward(x, w, a, b, scale, xa, gy, needX, needW, needA, needB, needBias)
+//   -> [gx | null, gw | null, ga | null, gb | null, gbias | null]
+// gx = gy·w + scale·(gy·b)·a is again one GEMM over K = out + r.
+static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "loraLinear_backward");
+  a.count(12);
+  TensorWrap* x = a.tensor_f32(0, "x");
+  TensorWrap* w = a.tensor_f32(1, "w");
+  TensorWrap* la = a.tensor_f32(2, "a");
+  TensorWrap* lb = a.tensor_f32(3, "b");
+  double scale = a.number(4, "scale");
+  TensorWrap* xa = a.tensor_f32(5, "xa");
+  TensorWrap* gy = a.tensor_f32(6, "gy");
+  bool need_x = a.boolean(7, "needX"), need_w = a.boolean(8, "needW"), need_a = a.boolean(9, "needA"),
+       need_b = a.boolean(10, "needB"), need_bias = a.boolean(11, "needBias");
+  LoraShapes s = lora_shapes(a, x, w, la, lb, nullptr);
+  if (xa->shape != (Shape{s.N, s.r})) a.range_error("xa must be [N, r]");
+  Shape ys = x->shape;
+  ys.back() = s.out;
+  if (gy->shape != ys) a.range_error("gy must be " + shape_str(ys) + ", got " + shape_str(gy->shape));
+  Napi::Env env = info.Env();
+  const KernelTable& k = kt();
+  float sc = float(scale);
+  // gyb = gy·b  [N, r]
+  std::vector<float> gyb(static_cast<size_t>(s.N * s.r));
+  k.gemm(GemmArgs{s.N, s.r, s.out, gy->f32(), s.out, false, lb->f32(), s.r, false, gyb.data(), s.r, false});
+  Napi::Array res = Napi::Array::New(env, 5);
+  for (uint32_t i = 0; i < 5; ++i) res[i] = env.Null();
+  if (need_x) {
+    Napi::Object gx = TensorWrap::Create(env, DType::F32, x->shape);
+    std::vector<float> gybs(gyb.size());
+    for (size_t i = 0; i < gyb.size(); ++i) gybs[i] = sc * gyb[i];
+    GemmArgs g{s.N, s.in, s.out, gy->f32(), s.out, false, w->f32(), s.in, false, TensorWrap::Unwrap(gx)->f32(), s.in, false};
+    g.A2 = gybs.data();
+    g.lda2 = s.r;
+    g.B2 = la->f32();
+    g.ldb2 = s.in;
+    g.K2 = s.r;
+    k.gemm(g);
+    res[0u] = gx;
+  }
+  if (need_w) {
+    Napi::Object gw = TensorWrap::Create(env, DType::F32, w->shape);
+    k.gemm(GemmArgs{s.out, s.in, s.N, gy->f32(), s.out, true, x->f32(), s.in, false, TensorWrap::Unwrap(gw)->f32(), s.in, false});
+    res[1u] = gw;
+  }
+  if (need_a) {  // ga = scale·gybᵀ·x  [r, in]
+    Napi::Object ga = TensorWrap::Create(env, DType::F32, la->shape);
+    float* p = TensorWrap::Unwrap(ga)->f32();
+    k.gemm(GemmArgs{s.r, s.in, s.N, gyb.data(), s.r, true, x->f32(), s.in, false, p, s.in, false});
+    for (int64_t i = 0; i < s.r * s.in; ++i) p[i] *= sc;
+    res[2u] = ga;
+  }
+  if (need_b) {  // gb = scale·gyᵀ·xa  [out, r]
+    Napi::Object gb = TensorWrap::Create(env, DType::F32, lb->shape);
+    float* p = TensorWrap::Unwrap(gb)->f32();
+    k.gemm(GemmArgs{s.out, s.r, s.N, gy->f32(), s.out, true, xa->f32(), s.r, false, p, s.r, false});
+    for (int64_t i = 0; i < s.out * s.r; ++i) p[i] *= sc;
+    res[3u] = gb;
+  }
+  if (need_bias) {
+    Napi::Object gbias = TensorWrap::Create(env, DType::F32, Shape{s.out});
+    float* p = TensorWrap::Unwrap(gbias)->f32();
+    const float* g = gy->f32();
+    par(s.out, 256, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) p[c] = 0.0f;
+      for (int64_t i = 0; i < s.N; ++i)
+        for (int64_t c = c0; c < c1; ++c) p[c] += g[i * s.out + c];
+    });
+    res[4u] = gbias;
+  }
+  return res;
+}
+
 void register_fused_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("lora_forward", Napi::Function::New(env, LoraForward, "lora_forward"));
+  exports.Set("lora_backward", Napi::Function::New(env, LoraBackward, "lora_backward"));
+  exports.Set("gae_forward", Napi::Function::New(env, GaeForward, "gae_forward"));
   exports.Set("attention_forward", Napi::Function::New(env, AttentionForward, "attention_forward"));
   exports.Set("attention_backward", Napi::Function::New(env, AttentionBackward, "attention_backward"));
 }

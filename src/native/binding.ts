@@ -81,6 +81,9 @@ export interface NativeAddon {
   // fused
   attention_forward(q: T, k: T, v: T, kvLengths: T | null, scale: number, causal: boolean): [T, T];
   attention_backward(q: T, k: T, v: T, o: T, lse: T, dout: T, kvLengths: T | null, scale: number, causal: boolean): [T, T, T];
+  gae_forward(rewards: T, values: T, dones: T, lastValues: T | null, gamma: number, lambda: number): [T, T];
+  lora_forward(x: T, w: T, a: T, b: T, scale: number, bias: T | null): [T, T];
+  lora_backward(x: T, w: T, a: T, b: T, scale: number, xa: T, gy: T, needX: boolean, needW: boolean, needA: boolean, needB: boolean, needBias: boolean): [T | null, T | null, T | null, T | null, T | null];
   // io
   /** A Uint8Array over the tensor's native bytes (keeps the storage alive). */
   bytesView(t: T): Uint8Array;

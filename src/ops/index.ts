@@ -9,3 +9,7 @@ export type { CrossEntropyOptions, NormOptions, DropoutOptions, RopeOptions } fr
 export { reshape, transpose, permute, concat, slice, where, maskedFill } from './shape.js';
 export { attention } from './attention.js';
 export type { AttentionOptions } from './attention.js';
+export { gae } from './gae.js';
+export type { GaeOptions } from './gae.js';
+export { loraLinear } from './lora.js';
+export type { LoraLinearOptions } from './lora.js';

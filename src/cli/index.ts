@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// The tunekit command line: `tunekit generate --model DIR --prompt "..."`.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { backend } from '../backend.js';
+import { loadModel, type PreTrainedModel } from '../models/index.js';
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+export function buildCli(): Command {
+  const program = new Command();
+  program.name('tunekit').description('Fine-tuning of large language models on a native C++/CUDA engine');
+
+  program
+    .command('generate')
+    .description('generate text from a Hugging Face model directory')
+    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json)')
+    .requiredOption('--prompt <text...>', 'one or more prompts')
+    .option('--max-new-tokens <n>', 'tokens to generate', int('--max-new-tokens'), 64)
+    .option('--temperature <t>', 'sampling temperature (0 = greedy)', num('--temperature'), 0)
+    .option('--top-k <k>', 'keep the k most likely tokens', int('--top-k'))
+    .option('--top-p <p>', 'nucleus sampling threshold', num('--top-p'))
+    .option('--repetition-penalty <r>', 'penalty for repeated tokens', num('--repetition-penalty'))
+    .option('--stop <s...>', 'stop strings')
+    .option('--seed <n>', 'sampling seed', int('--seed'), 0)
+    .option('--no-stream', 'print each completion when done instead of token by token')
+    .action(async (o) => {
+      const model = loadModel(o.model);
+      if (!('generate' in model)) throw new Error(`${o.model}: model_type '${model.config.model_type}' cannot generate text`);
+      const lm = model as PreTrainedModel;
+      if (!lm.tokenizer) throw new Error(`${o.model}: no tokenizer.json in the model directory`);
+      const opts = {
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        repetitionPenalty: o.repetitionPenalty,
+        stop: o.stop,
+        seed: o.seed,
+      };
+      const prompts: string[] = o.prompt;
+      if (o.stream && prompts.length === 1) {
+        process.stdout.write(prompts[0]!);
+        const it = lm.stream(prompts, opts);
+        let r = await it.next();
+        while (!r.done) {
+          process.stdout.write(r.value.text ?? '');
+          r = await it.next();
+        }
+        process.stdout.write('\n');
+      } else {
+        const outs = lm.generate(prompts, opts);
+        outs.forEach((out, i) => console.log(prompts[i] + (out.text ?? '')));
+      }
+    });
+
+  program
+    .command('info')
+    .description('print the CPU and CUDA backends this process would use')
+    .action(() => console.log(JSON.stringify(backend(), null, 2)));
+
+  return program;
+}
+
+// run when executed directly (not when imported by tests)
+function isMain(): boolean {
+  try {
+    return realpathSync(process.argv[1] ?? '') === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+if (isMain()) {
+  buildCli()
+    .parseAsync(process.argv)
+    .catch((e: unknown) => {
+      console.error(`tunekit: ${(e as Error).message}`);
+      process.exit(1);
+    });
+}
