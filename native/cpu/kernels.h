@@ -92,6 +92,9 @@ struct KernelTable {
   // ---- GAE (gae.inc); rewards, values, dones, adv, ret: [B, T]; last_values: [B] or null
   void (*gae)(const float* rewards, const float* values, const float* dones, const float* last_values,
               int64_t B, int64_t T, float gamma, float lambda, float* adv, float* ret);
+  // ---- INT8 GEMM (int8.inc): y[M, N] = (qx[M, K] · qw[N, K]ᵀ) * sx[m] * sw[n] + bias[n]
+  void (*int8_gemm)(const int8_t* qx, const float* sx, const int8_t* qw, const float* sw, const float* bias,
+                    int64_t M, int64_t N, int64_t K, float* y, bool accumulate);
 };
 
 const KernelTable& kernels_scalar();

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include <algorithm>
 #include <vector>
 
 #include "../cpu/baseline.h"
@@ -250,7 +251,143 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   return res;
 }
 
+// ---------------------------------------------------------------- INT8
+// symmetric absmax quantization of rows [rows, cols] with stride: scale = max|row| / 127,
+// q = round(v / scale) clamped to [-127, 127]; an all-zero row gets scale 0 and q 0.
+static inline float absmax_scale(float amax) { return amax / 127.0f; }
+static inline int8_t quantize_one(float v, float inv) {
+  float r = std::nearbyint(v * inv);
+  r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+  return static_cast<int8_t>(r);
+}
+
+// quantize_int8(w [R, C], axis) -> [q i8 [R, C], scale f32 [R] (axis 0) or [C] (axis 1)]
+static Napi::Value QuantizeInt8(const Napi::CallbackInfo& info) {
+  Args a(info, "quantizeInt8");
+  a.count(2);
+  TensorWrap* w = a.tensor_f32(0, "w");
+  if (w->shape.size() != 2) a.range_error("w must be 2-d [out, in], got " + shape_str(w->shape));
+  int64_t axis = a.axis(1, "axis", 2);
+  int64_t R = w->shape[0], C = w->shape[1];
+  const float* wp = w->f32();
+  for (int64_t i = 0; i < w->numel; ++i)
+    if (!std::isfinite(wp[i])) a.range_error("w has a non-finite value at index " + std::to_string(i));
+  Napi::Object q = TensorWrap::Create(info.Env(), DType::I8, w->shape);
+  Napi::Object sc = TensorWrap::Create(info.Env(), DType::F32, Shape{axis == 0 ? R : C});
+  int8_t* qp = TensorWrap::Unwrap(q)->data<int8_t>();
+  float* sp = TensorWrap::Unwrap(sc)->f32();
+  if (axis == 0) {
+    par(R, 16, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        float m = 0.0f;
+        for (int64_t c = 0; c < C; ++c) m = std::max(m, std::fabs(wp[r * C + c]));
+        float s = absmax_scale(m), inv = m > 0.0f ? 127.0f / m : 0.0f;
+        sp[r] = s;
+        for (int64_t c = 0; c < C; ++c) qp[r * C + c] = quantize_one(wp[r * C + c], inv);
+      }
+    });
+  } else {
+    std::vector<float> m(C, 0.0f);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) m[c] = std::max(m[c], std::fabs(wp[r * C + c]));
+    for (int64_t c = 0; c < C; ++c) sp[c] = absmax_scale(m[c]);
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) qp[r * C + c] = quantize_one(wp[r * C + c], m[c] > 0.0f ? 127.0f / m[c] : 0.0f);
+  }
+  Napi::Array r = Napi::Array::New(info.Env(), 2);
+  r[0u] = q;
+  r[1u] = sc;
+  return r;
+}
+
+// int8_linear_forward(x [..., in], q i8 [out, in], scale [out], bias | null, threshold) -> y [..., out]
+// x is quantized per row on the fly (absmax); with threshold > 0 the input
+// columns where any |x| > threshold are left out of the int8 product and
+// multiplied in f32 against the dequantized weight columns (LLM.int8()).
+static Napi::Value Int8LinearForward(const Napi::CallbackInfo& info) {
+  Args a(info, "int8Linear");
+  a.count(5);
+  TensorWrap* x = a.tensor_f32(0, "x");
+  TensorWrap* q = a.tensor(1, "q");
+  if (q->dtype != DType::I8) a.type_error("argument 'q' must have dtype i8, got " + std::string(dtype_name(q->dtype)));
+  TensorWrap* sc = a.tensor_f32(2, "scale");
+  TensorWrap* bias = info[3].IsNull() || info[3].IsUndefined() ? nullptr : a.tensor_f32(3, "bias");
+  double threshold = a.number(4, "threshold");
+  if (threshold < 0) a.range_error("threshold must be >= 0");
+  if (x->shape.empty()) a.range_error("x must be [..., in]");
+  int64_t in = x->shape.back(), N = in ? x->numel / in : 0;
+  if (q->shape.size() != 2 || q->shape[1] != in) a.range_error("q must be [out, " + std::to_string(in) + "], got " + shape_str(q->shape));
+  int64_t out = q->shape[0];
+  if (sc->shape != Shape{out}) a.range_error("scale must be [" + std::to_string(out) + "], got " + shape_str(sc->shape));
+  if (bias && bias->shape != Shape{out}) a.range_error("bias must be [" + std::to_string(out) + "], got " + shape_str(bias->shape));
+  Shape ys = x->shape;
+  ys.back() = out;
+  Napi::Object y = TensorWrap::Create(info.Env(), DType::F32, ys);
+  float* yp = TensorWrap::Unwrap(y)->f32();
+  const float* xp = x->f32();
+  if (N == 0 || out == 0) return y;
+  // outlier columns
+  std::vector<int64_t> outliers;
+  std::vector<char> is_out(in, 0);
+  if (threshold > 0) {
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < in; ++c)
+        if (std::fabs(xp[n * in + c]) > threshold) is_out[c] = 1;
+    for (int64_t c = 0; c < in; ++c)
+      if (is_out[c]) outliers.push_back(c);
+  }
+  // per-row quantization of the regular columns
+  std::vector<int8_t> qx(static_cast<size_t>(N * in));
+  std::vector<float> sx(N);
+  par(N, 16, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) {
+      const float* row = xp + n * in;
+      float m = 0.0f;
+      for (int64_t c = 0; c < in; ++c)
+        if (!is_out[c]) m = std::max(m, std::fabs(row[c]));
+      float inv = m > 0.0f ? 127.0f / m : 0.0f;
+      sx[n] = m / 127.0f;
+      for (int64_t c = 0; c < in; ++c) qx[n * in + c] = is_out[c] ? 0 : quantize_one(row[c], inv);
+    }
+  });
+  const KernelTable& k = kt();
+  k.int8_gemm(qx.data(), sx.data(), q->data<int8_t>(), sc->f32(), bias ? bias->f32() : nullptr, N, out, in, yp, false);
+  if (!outliers.empty()) {
+    int64_t no = static_cast<int64_t>(outliers.size());
+    std::vector<float> xo(static_cast<size_t>(N * no)), wo(static_cast<size_t>(out * no));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < no; ++j) xo[n * no + j] = xp[n * in + outliers[j]];
+    const int8_t* qp = q->data<int8_t>();
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t j = 0; j < no; ++j) wo[o * no + j] = float(qp[o * in + outliers[j]]) * sc->f32()[o];
+    k.gemm(GemmArgs{N, out, no, xo.data(), no, false, wo.data(), no, true, yp, out, true});
+  }
+  return y;
+}
+
+// dequantize_int8(q [R, C], scale [R]) -> f32 [R, C]
+static Napi::Value DequantizeInt8(const Napi::CallbackInfo& info) {
+  Args a(info, "dequantizeInt8");
+  a.count(2);
+  TensorWrap* q = a.tensor(0, "q");
+  if (q->dtype != DType::I8) a.type_error("argument 'q' must have dtype i8, got " + std::string(dtype_name(q->dtype)));
+  TensorWrap* sc = a.tensor_f32(1, "scale");
+  if (q->shape.size() != 2 || sc->shape != Shape{q->shape[0]}) a.range_error("q must be [R, C] and scale [R]");
+  Napi::Object w = TensorWrap::Create(info.Env(), DType::F32, q->shape);
+  float* wp = TensorWrap::Unwrap(w)->f32();
+  const int8_t* qp = q->data<int8_t>();
+  int64_t R = q->shape[0], C = q->shape[1];
+  par(R, 16, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      for (int64_t c = 0; c < C; ++c) wp[r * C + c] = float(qp[r * C + c]) * sc->f32()[r];
+  });
+  return w;
+}
+
 void register_fused_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("quantize_int8", Napi::Function::New(env, QuantizeInt8, "quantize_int8"));
+  exports.Set("dequantize_int8", Napi::Function::New(env, DequantizeInt8, "dequantize_int8"));
+  exports.Set("int8_linear_forward", Napi::Function::New(env, Int8LinearForward, "int8_linear_forward"));
   exports.Set("lora_forward", Napi::Function::New(env, LoraForward, "lora_forward"));
   exports.Set("lora_backward", Napi::Function::New(env, LoraBackward, "lora_backward"));
   exports.Set("gae_forward", Napi::Function::New(env, GaeForward, "gae_forward"));

@@ -84,6 +84,9 @@ export interface NativeAddon {
   gae_forward(rewards: T, values: T, dones: T, lastValues: T | null, gamma: number, lambda: number): [T, T];
   lora_forward(x: T, w: T, a: T, b: T, scale: number, bias: T | null): [T, T];
   lora_backward(x: T, w: T, a: T, b: T, scale: number, xa: T, gy: T, needX: boolean, needW: boolean, needA: boolean, needB: boolean, needBias: boolean): [T | null, T | null, T | null, T | null, T | null];
+  quantize_int8(w: T, axis: number): [T, T];
+  dequantize_int8(q: T, scale: T): T;
+  int8_linear_forward(x: T, q: T, scale: T, bias: T | null, threshold: number): T;
   // io
   /** A Uint8Array over the tensor's native bytes (keeps the storage alive). */
   bytesView(t: T): Uint8Array;

@@ -13,3 +13,5 @@ export { gae } from './gae.js';
 export type { GaeOptions } from './gae.js';
 export { loraLinear } from './lora.js';
 export type { LoraLinearOptions } from './lora.js';
+export { quantizeInt8, dequantizeInt8, int8Linear } from './int8.js';
+export type { QuantizeInt8Options, Int8LinearOptions } from './int8.js';
