@@ -32,6 +32,8 @@ struct GemmArgs {
   const float* B2 = nullptr;
   int64_t ldb2 = 0;
   int64_t K2 = 0;
+  bool trans_a2 = false;
+  bool trans_b2 = false;
 };
 
 struct KernelTable {

@@ -120,11 +120,14 @@ struct LoraShapes {
   int64_t N, in, out, r;
 };
 
-static LoraShapes lora_shapes(const Args& a, TensorWrap* x, TensorWrap* w, TensorWrap* la, TensorWrap* lb, TensorWrap* bias) {
+// fan_in_fan_out: w is stored [in, out] (GPT-2 Conv1D) instead of [out, in]
+static LoraShapes lora_shapes(const Args& a, TensorWrap* x, TensorWrap* w, TensorWrap* la, TensorWrap* lb, TensorWrap* bias,
+                              bool fan_in_fan_out) {
   if (x->shape.empty()) a.range_error("x must be [..., in]");
   int64_t in = x->shape.back(), N = in ? x->numel / in : 0;
-  if (w->shape.size() != 2 || w->shape[1] != in) a.range_error("w must be [out, " + std::to_string(in) + "], got " + shape_str(w->shape));
-  int64_t out = w->shape[0];
+  if (w->shape.size() != 2 || w->shape[fan_in_fan_out ? 0 : 1] != in)
+    a.range_error(std::string("w must be ") + (fan_in_fan_out ? "[" + std::to_string(in) + ", out]" : "[out, " + std::to_string(in) + "]") + ", got " + shape_str(w->shape));
+  int64_t out = w->shape[fan_in_fan_out ? 1 : 0];
   if (la->shape.size() != 2 || la->shape[1] != in) a.range_error("a must be [r, " + std::to_string(in) + "], got " + shape_str(la->shape));
   int64_t r = la->shape[0];
   if (lb->shape != (Shape{out, r})) a.range_error("b must be [" + std::to_string(out) + ", " + std::to_string(r) + "], got " + shape_str(lb->shape));
@@ -139,19 +142,20 @@ static void add_row_bias(float* y, const float* bias, int64_t N, int64_t out) {
   });
 }
 
-// lora_forward(x [..., in], w [out, in], a [r, in], b [out, r], scale, bias | null) -> [y [..., out], xa [N, r]]
+// lora_forward(x [..., in], w [out, in], a [r, in], b [out, r], scale, bias | null, fanInFanOut) -> [y [..., out], xa [N, r]]
 // y = x·wᵀ + scale·(x·aᵀ)·bᵀ + bias as ONE GEMM over K = in + r (the low-rank
 // term is a second K segment of the base product, so y is written once).
 static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   Args a(info, "loraLinear");
-  a.count(6);
+  a.count(7);
   TensorWrap* x = a.tensor_f32(0, "x");
   TensorWrap* w = a.tensor_f32(1, "w");
   TensorWrap* la = a.tensor_f32(2, "a");
   TensorWrap* lb = a.tensor_f32(3, "b");
   double scale = a.number(4, "scale");
   TensorWrap* bias = info[5].IsNull() || info[5].IsUndefined() ? nullptr : a.tensor_f32(5, "bias");
-  LoraShapes s = lora_shapes(a, x, w, la, lb, bias);
+  bool fifo = a.boolean(6, "fanInFanOut");
+  LoraShapes s = lora_shapes(a, x, w, la, lb, bias, fifo);
   Shape ys = x->shape;
   ys.back() = s.out;
   Napi::Object y = TensorWrap::Create(info.Env(), DType::F32, ys);
@@ -163,12 +167,13 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   k.gemm(GemmArgs{s.N, s.r, s.in, x->f32(), s.in, false, la->f32(), s.in, true, xap, s.r, false});
   std::vector<float> xas(static_cast<size_t>(s.N * s.r));
   for (int64_t i = 0; i < s.N * s.r; ++i) xas[i] = float(scale) * xap[i];
-  GemmArgs g{s.N, s.out, s.in, x->f32(), s.in, false, w->f32(), s.in, true, yp, s.out, false};
+  GemmArgs g{s.N, s.out, s.in, x->f32(), s.in, false, w->f32(), fifo ? s.out : s.in, !fifo, yp, s.out, false};
   g.A2 = xas.data();
   g.lda2 = s.r;
   g.B2 = lb->f32();
   g.ldb2 = s.r;
   g.K2 = s.r;
+  g.trans_b2 = true;  // b is [out, r]
   k.gemm(g);
   if (bias) add_row_bias(yp, bias->f32(), s.N, s.out);
   Napi::Array r = Napi::Array::New(info.Env(), 2);
@@ -177,12 +182,12 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// lora_backward(x, w, a, b, scale, xa, gy, needX, needW, needA, needB, needBias)
+// lora_backward(x, w, a, b, scale, xa, gy, needX, needW, needA, needB, needBias, fanInFanOut)
 //   -> [gx | null, gw | null, ga | null, gb | null, gbias | null]
 // gx = gy·w + scale·(gy·b)·a is again one GEMM over K = out + r.
 static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   Args a(info, "loraLinear_backward");
-  a.count(12);
+  a.count(13);
   TensorWrap* x = a.tensor_f32(0, "x");
   TensorWrap* w = a.tensor_f32(1, "w");
   TensorWrap* la = a.tensor_f32(2, "a");
@@ -192,7 +197,8 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   TensorWrap* gy = a.tensor_f32(6, "gy");
   bool need_x = a.boolean(7, "needX"), need_w = a.boolean(8, "needW"), need_a = a.boolean(9, "needA"),
        need_b = a.boolean(10, "needB"), need_bias = a.boolean(11, "needBias");
-  LoraShapes s = lora_shapes(a, x, w, la, lb, nullptr);
+  bool fifo = a.boolean(12, "fanInFanOut");
+  LoraShapes s = lora_shapes(a, x, w, la, lb, nullptr, fifo);
   if (xa->shape != (Shape{s.N, s.r})) a.range_error("xa must be [N, r]");
   Shape ys = x->shape;
   ys.back() = s.out;
@@ -209,7 +215,8 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
     Napi::Object gx = TensorWrap::Create(env, DType::F32, x->shape);
     std::vector<float> gybs(gyb.size());
     for (size_t i = 0; i < gyb.size(); ++i) gybs[i] = sc * gyb[i];
-    GemmArgs g{s.N, s.in, s.out, gy->f32(), s.out, false, w->f32(), s.in, false, TensorWrap::Unwrap(gx)->f32(), s.in, false};
+    // op(B) = w as [out, in]: stored [out, in] directly, or [in, out] transposed
+    GemmArgs g{s.N, s.in, s.out, gy->f32(), s.out, false, w->f32(), fifo ? s.out : s.in, fifo, TensorWrap::Unwrap(gx)->f32(), s.in, false};
     g.A2 = gybs.data();
     g.lda2 = s.r;
     g.B2 = la->f32();
@@ -220,7 +227,10 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   }
   if (need_w) {
     Napi::Object gw = TensorWrap::Create(env, DType::F32, w->shape);
-    k.gemm(GemmArgs{s.out, s.in, s.N, gy->f32(), s.out, true, x->f32(), s.in, false, TensorWrap::Unwrap(gw)->f32(), s.in, false});
+    if (fifo)  // gw [in, out] = xᵀ · gy
+      k.gemm(GemmArgs{s.in, s.out, s.N, x->f32(), s.in, true, gy->f32(), s.out, false, TensorWrap::Unwrap(gw)->f32(), s.out, false});
+    else  // gw [out, in] = gyᵀ · x
+      k.gemm(GemmArgs{s.out, s.in, s.N, gy->f32(), s.out, true, x->f32(), s.in, false, TensorWrap::Unwrap(gw)->f32(), s.in, false});
     res[1u] = gw;
   }
   if (need_a) {  // ga = scale·gybᵀ·x  [r, in]

@@ -82,8 +82,8 @@ export interface NativeAddon {
   attention_forward(q: T, k: T, v: T, kvLengths: T | null, scale: number, causal: boolean): [T, T];
   attention_backward(q: T, k: T, v: T, o: T, lse: T, dout: T, kvLengths: T | null, scale: number, causal: boolean): [T, T, T];
   gae_forward(rewards: T, values: T, dones: T, lastValues: T | null, gamma: number, lambda: number): [T, T];
-  lora_forward(x: T, w: T, a: T, b: T, scale: number, bias: T | null): [T, T];
-  lora_backward(x: T, w: T, a: T, b: T, scale: number, xa: T, gy: T, needX: boolean, needW: boolean, needA: boolean, needB: boolean, needBias: boolean): [T | null, T | null, T | null, T | null, T | null];
+  lora_forward(x: T, w: T, a: T, b: T, scale: number, bias: T | null, fanInFanOut: boolean): [T, T];
+  lora_backward(x: T, w: T, a: T, b: T, scale: number, xa: T, gy: T, needX: boolean, needW: boolean, needA: boolean, needB: boolean, needBias: boolean, fanInFanOut: boolean): [T | null, T | null, T | null, T | null, T | null];
   quantize_int8(w: T, axis: number): [T, T];
   dequantize_int8(q: T, scale: T): T;
   int8_linear_forward(x: T, q: T, scale: T, bias: T | null, threshold: number): T;
