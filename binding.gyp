@@ -39,6 +39,7 @@
         "native/napi/runtime.cc",
         "native/napi/ops_io.cc",
         "native/napi/ops_fused.cc",
+        "native/napi/ops_optim.cc",
         "native/cpu/baseline.cc",
         "native/runtime/threads.cc",
         "native/runtime/isa.cc",

@@ -12,6 +12,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tk::register_runtime(env, exports);
   tk::register_io_ops(env, exports);
   tk::register_fused_ops(env, exports);
+  tk::register_optim_ops(env, exports);
   exports.Set("setAddonDir", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     tk::Args a(info, "setAddonDir");
     a.count(1);

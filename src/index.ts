@@ -35,3 +35,5 @@ export type {
   BertConfig,
   BertOutput,
 } from './models/index.js';
+export { Optimizer, AdamW, SGD, lrMultiplier, gradNorm, clipGradNorm, defaultNoDecay } from './optim/index.js';
+export type { AdamWOptions, SGDOptions, ScheduleOptions, ScheduleKind, OptimizerState, NamedParams } from './optim/index.js';

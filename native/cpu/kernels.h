@@ -97,6 +97,13 @@ struct KernelTable {
   // ---- INT8 GEMM (int8.inc): y[M, N] = (qx[M, K] · qw[N, K]ᵀ) * sx[m] * sw[n] + bias[n]
   void (*int8_gemm)(const int8_t* qx, const float* sx, const int8_t* qw, const float* sw, const float* bias,
                     int64_t M, int64_t N, int64_t K, float* y, bool accumulate);
+  // ---- optimizers (optim.inc), in place
+  void (*adamw_step)(float* p, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
+                     float eps, float wd, int64_t t);
+  void (*sgd_step)(float* p, const float* g, float* buf, int64_t n, float lr, float mu, float dampening, float wd,
+                   bool nesterov, bool first);
+  double (*sum_squares)(const float* x, int64_t n);
+  void (*scale_inplace)(float* x, int64_t n, float s);
 };
 
 const KernelTable& kernels_scalar();

@@ -10,4 +10,5 @@ void register_math_ops(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
 void register_io_ops(Napi::Env env, Napi::Object exports);
 void register_fused_ops(Napi::Env env, Napi::Object exports);
+void register_optim_ops(Napi::Env env, Napi::Object exports);
 }  // namespace tk

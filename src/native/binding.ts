@@ -87,6 +87,11 @@ export interface NativeAddon {
   quantize_int8(w: T, axis: number): [T, T];
   dequantize_int8(q: T, scale: T): T;
   int8_linear_forward(x: T, q: T, scale: T, bias: T | null, threshold: number): T;
+  // optimizers (in place)
+  adamw_step(p: T, g: T, m: T, v: T, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  sgd_step(p: T, g: T, buf: T, lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, first: boolean): void;
+  sum_squares(t: T): number;
+  scale_(t: T, s: number): void;
   // io
   /** A Uint8Array over the tensor's native bytes (keeps the storage alive). */
   bytesView(t: T): Uint8Array;
