@@ -5,9 +5,9 @@ import { noGrad } from '../autograd.js';
 import { native } from '../native/binding.js';
 import { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
-import { Tensor, tidy } from '../tensor.js';
+import { nextSeed, Tensor, tidy } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { KVCache } from './common.js';
+import { applyKeyMap, type CheckpointKeyMap, KVCache } from './common.js';
 
 export type HFConfig = Record<string, unknown> & { model_type: string };
 
@@ -28,6 +28,7 @@ export interface GenerateOptions {
   repetitionPenalty?: number;
   /** stop strings (needs a tokenizer) or token ids; eos_token_id always stops */
   stop?: Array<string | number>;
+  /** sampling seed; when omitted, drawn from the global sequence (tk.manualSeed), so repeated calls differ */
   seed?: number;
   /** use the KV cache (default true); false recomputes the whole sequence every step */
   useCache?: boolean;
@@ -96,6 +97,20 @@ export function sampleToken(logits: Float32Array, opts: GenerateOptions, seen: n
   return idx[idx.length - 1]!;
 }
 
+function checkGenerateOptions(opts: GenerateOptions, maxNew: number): void {
+  const bad = (name: string, v: unknown, want: string) => new RangeError(`generate: ${name} must be ${want}, got ${String(v)}`);
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw bad('maxNewTokens', maxNew, 'a non-negative integer');
+  const t = opts.temperature;
+  if (t !== undefined && !(Number.isFinite(t) && t >= 0)) throw bad('temperature', t, 'a finite number >= 0 (0: greedy)');
+  const k = opts.topK;
+  if (k !== undefined && !(Number.isInteger(k) && k >= 0)) throw bad('topK', k, 'a non-negative integer (0: off)');
+  const p = opts.topP;
+  if (p !== undefined && !(p > 0 && p <= 1)) throw bad('topP', p, 'in (0, 1]');
+  const r = opts.repetitionPenalty;
+  if (r !== undefined && !(Number.isFinite(r) && r > 0)) throw bad('repetitionPenalty', r, 'a finite number > 0');
+  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw bad('seed', opts.seed, 'an integer');
+}
+
 // set by models/index.ts (kept out of this module to avoid an import cycle)
 let saveImpl: ((model: unknown, dir: string) => void) | null = null;
 export function setSaveImpl(fn: (model: unknown, dir: string) => void): void {
@@ -112,15 +127,21 @@ export abstract class PreTrainedModel extends Module {
   tokenizer: Tokenizer | null = null;
   /** defaults from generation_config.json */
   generationConfig: Record<string, unknown> = {};
-  /** checkpoint key prefix the weights were loaded with (e.g. "transformer."), for save() */
-  checkpointPrefix = '';
+  /** how parameter names map to the keys of the checkpoint the weights were loaded from (save() writes those keys) */
+  checkpointKeyMap: CheckpointKeyMap = { strip: '', add: '' };
+  /** checkpoint keys that tk.loadModel found no use for (e.g. the heads of other tasks) */
+  unusedCheckpointKeys: string[] = [];
+  /** the prefix added to parameter names in the loaded checkpoint's keys ("" unless loaded from one with an extra prefix) */
+  get checkpointPrefix(): string {
+    return this.checkpointKeyMap.add;
+  }
 
   abstract numLayers(): number;
   /** logits [B, T, V] (or [B, 1, V] with lastOnly) */
   abstract forward(inputIds: Tensor | number[][], opts?: ForwardOptions): Tensor;
-  /** checkpoint name of a parameter name (and back); identity by default */
+  /** the checkpoint key of a parameter name (identity for models built by createModel) */
   toCheckpointKey(name: string): string {
-    return this.checkpointPrefix + name;
+    return applyKeyMap(name, this.checkpointKeyMap);
   }
   /** Names of parameters that transformers does not save because they are tied. */
   tiedKeys(): string[] {
@@ -173,13 +194,19 @@ export abstract class PreTrainedModel extends Module {
   /** Yields every new token as it is produced. */
   async *stream(input: Tensor | number[][] | string[] | string, opts: GenerateOptions = {}): AsyncGenerator<StreamEvent, GenerationOutput[]> {
     const it = this.steps(input, opts);
-    let r = it.next();
-    while (!r.done) {
-      for (const e of r.value) yield e;
-      await new Promise<void>((res) => setImmediate(res));
+    let r: IteratorResult<StreamEvent[], GenerationOutput[]> | null = null;
+    try {
       r = it.next();
+      while (!r.done) {
+        for (const e of r.value) yield e;
+        await new Promise<void>((res) => setImmediate(res));
+        r = it.next();
+      }
+      return r.value;
+    } finally {
+      // the consumer stopped early (break, return, throw): end the steps so that the KV cache is freed now
+      if (!r?.done) it.return([]);
     }
-    return r.value;
   }
 
   private *steps(input: Tensor | number[][] | string[] | string, opts: GenerateOptions): Generator<StreamEvent[], GenerationOutput[]> {
@@ -191,7 +218,8 @@ export abstract class PreTrainedModel extends Module {
     const stopIds = new Set<number>([...this.eosTokenIds(), ...(opts.stop ?? []).filter((s): s is number => typeof s === 'number')]);
     const stopStrings = (opts.stop ?? []).filter((s): s is string => typeof s === 'string');
     if (stopStrings.length && !tok) throw new Error('generate: stop strings need a tokenizer');
-    const rng = makeRng(opts.seed ?? 0);
+    checkGenerateOptions(opts, maxNew);
+    const rng = makeRng(opts.seed ?? nextSeed());
     const useCache = opts.useCache ?? true;
     const V = this.vocabSize;
     // left padding

@@ -6,7 +6,7 @@ import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import * as ops from '../ops/index.js';
 import { Tensor, tensor } from '../tensor.js';
 import { saveVia, type HFConfig } from './base.js';
-import { attend, idsTensor, maskRows } from './common.js';
+import { applyKeyMap, attend, type CheckpointKeyMap, idsTensor, maskRows } from './common.js';
 
 export interface BertConfig extends HFConfig {
   model_type: 'bert';
@@ -21,6 +21,19 @@ export interface BertConfig extends HFConfig {
   hidden_act?: string;
   hidden_dropout_prob?: number;
   pad_token_id?: number;
+  initializer_range?: number;
+  position_embedding_type?: string;
+}
+
+const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu', 'silu'];
+
+function checkConfig(cfg: BertConfig): void {
+  if (cfg.hidden_size % cfg.num_attention_heads !== 0)
+    throw new Error(`bert: hidden_size ${cfg.hidden_size} is not a multiple of num_attention_heads ${cfg.num_attention_heads}`);
+  const act = cfg.hidden_act ?? 'gelu';
+  if (!ACTIVATIONS.includes(act)) throw new Error(`bert: hidden_act '${act}' is not supported (supported: ${ACTIVATIONS.join(', ')})`);
+  const pe = cfg.position_embedding_type ?? 'absolute';
+  if (pe !== 'absolute') throw new Error(`bert: position_embedding_type '${pe}' is not supported (absolute only)`);
 }
 
 export interface BertOutput {
@@ -49,10 +62,10 @@ function activation(name: string | undefined, x: Tensor): Tensor {
 class BertEmbeddings extends Module {
   constructor(readonly cfg: BertConfig) {
     super();
-    const C = cfg.hidden_size;
-    this.registerModule('word_embeddings', new Embedding(cfg.vocab_size, C));
-    this.registerModule('position_embeddings', new Embedding(cfg.max_position_embeddings, C));
-    this.registerModule('token_type_embeddings', new Embedding(cfg.type_vocab_size ?? 2, C));
+    const C = cfg.hidden_size, std = cfg.initializer_range ?? 0.02;
+    this.registerModule('word_embeddings', new Embedding(cfg.vocab_size, C, { std }));
+    this.registerModule('position_embeddings', new Embedding(cfg.max_position_embeddings, C, { std }));
+    this.registerModule('token_type_embeddings', new Embedding(cfg.type_vocab_size ?? 2, C, { std }));
     this.registerModule('LayerNorm', new LayerNorm(C, cfg.layer_norm_eps ?? 1e-12));
   }
 }
@@ -60,11 +73,11 @@ class BertEmbeddings extends Module {
 class BertLayer extends Module {
   constructor(readonly cfg: BertConfig) {
     super();
-    const C = cfg.hidden_size, eps = cfg.layer_norm_eps ?? 1e-12;
+    const C = cfg.hidden_size, eps = cfg.layer_norm_eps ?? 1e-12, std = cfg.initializer_range ?? 0.02;
     // names follow the checkpoint: attention.self.{query,key,value}, attention.output.{dense,LayerNorm}, ...
-    this.registerModule('attention', new BertAttention(C, eps));
-    this.registerModule('intermediate', new Dense('dense', C, cfg.intermediate_size));
-    this.registerModule('output', new DenseNorm(cfg.intermediate_size, C, eps));
+    this.registerModule('attention', new BertAttention(C, eps, std));
+    this.registerModule('intermediate', new Dense('dense', C, cfg.intermediate_size, std));
+    this.registerModule('output', new DenseNorm(cfg.intermediate_size, C, eps, std));
   }
   forward(x: Tensor, mask: number[][]): Tensor {
     const c = this.children as Record<string, Module>;
@@ -76,9 +89,9 @@ class BertLayer extends Module {
 }
 
 class Dense extends Module {
-  constructor(name: string, inF: number, outF: number) {
+  constructor(name: string, inF: number, outF: number, std: number) {
     super();
-    this.registerModule(name, new Linear(inF, outF));
+    this.registerModule(name, new Linear(inF, outF, { std }));
   }
   forward(x: Tensor): Tensor {
     return (Object.values(this.children)[0] as Linear).forward(x);
@@ -87,9 +100,9 @@ class Dense extends Module {
 
 /** LayerNorm(dropout(dense(x)) + residual) */
 class DenseNorm extends Module {
-  constructor(inF: number, outF: number, eps: number) {
+  constructor(inF: number, outF: number, eps: number, std: number) {
     super();
-    this.registerModule('dense', new Linear(inF, outF));
+    this.registerModule('dense', new Linear(inF, outF, { std }));
     this.registerModule('LayerNorm', new LayerNorm(outF, eps));
   }
   forward(x: Tensor, residual: Tensor, p = 0): Tensor {
@@ -100,19 +113,19 @@ class DenseNorm extends Module {
 }
 
 class BertSelfAttention extends Module {
-  constructor(C: number) {
+  constructor(C: number, std: number) {
     super();
-    this.registerModule('query', new Linear(C, C));
-    this.registerModule('key', new Linear(C, C));
-    this.registerModule('value', new Linear(C, C));
+    this.registerModule('query', new Linear(C, C, { std }));
+    this.registerModule('key', new Linear(C, C, { std }));
+    this.registerModule('value', new Linear(C, C, { std }));
   }
 }
 
 class BertAttention extends Module {
-  constructor(C: number, eps: number) {
+  constructor(C: number, eps: number, std: number) {
     super();
-    this.registerModule('self', new BertSelfAttention(C));
-    this.registerModule('output', new DenseNorm(C, C, eps));
+    this.registerModule('self', new BertSelfAttention(C, std));
+    this.registerModule('output', new DenseNorm(C, C, eps, std));
   }
   forward(x: Tensor, mask: number[][], H: number, p = 0): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
@@ -127,12 +140,19 @@ class BertAttention extends Module {
 
 export class BertModel extends Module {
   readonly config: BertConfig;
-  /** checkpoint key prefix the weights were loaded with ("" or "bert.") */
-  checkpointPrefix = '';
+  /** how parameter names map to the keys of the checkpoint the weights were loaded from (save() writes those keys) */
+  checkpointKeyMap: CheckpointKeyMap = { strip: '', add: '' };
+  /** checkpoint keys that tk.loadModel found no use for (e.g. the heads of BertFor* checkpoints) */
+  unusedCheckpointKeys: string[] = [];
+  /** the prefix of the loaded checkpoint's keys ("" or "bert.") */
+  get checkpointPrefix(): string {
+    return this.checkpointKeyMap.add;
+  }
   tokenizer: import('../tokenizer/index.js').Tokenizer | null = null;
   constructor(config: BertConfig) {
     super();
     this.config = { ...config };
+    checkConfig(this.config);
     this.registerModule('embeddings', new BertEmbeddings(this.config));
     const enc = new (class Encoder extends Module {
       constructor(cfg: BertConfig) {
@@ -141,7 +161,7 @@ export class BertModel extends Module {
       }
     })(this.config);
     this.registerModule('encoder', enc);
-    this.registerModule('pooler', new Dense('dense', config.hidden_size, config.hidden_size));
+    this.registerModule('pooler', new Dense('dense', config.hidden_size, config.hidden_size, config.initializer_range ?? 0.02));
   }
 
   tiedKeys(): string[] {
@@ -153,7 +173,7 @@ export class BertModel extends Module {
   }
 
   toCheckpointKey(name: string): string {
-    return this.checkpointPrefix + name;
+    return applyKeyMap(name, this.checkpointKeyMap);
   }
 
   /** inputIds [B, T]; attentionMask [B, T] (1 = token); tokenTypeIds [B, T] (default 0). */

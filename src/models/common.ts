@@ -110,6 +110,17 @@ export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, mask: Tensor
   return G === 1 ? out : ops.reshape(out, [B, H, T, D]);
 }
 
+/** How parameter names relate to a checkpoint's keys: strip a leading prefix, then add one. */
+export interface CheckpointKeyMap {
+  strip: string;
+  add: string;
+}
+
+export function applyKeyMap(name: string, m: CheckpointKeyMap): string {
+  const base = m.strip && name.startsWith(m.strip) ? name.slice(m.strip.length) : name;
+  return m.add + base;
+}
+
 export interface RopeScaling {
   type?: string;
   rope_type?: string;

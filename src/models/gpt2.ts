@@ -23,6 +23,22 @@ export interface GPT2Config extends HFConfig {
   attn_pdrop?: number;
   tie_word_embeddings?: boolean;
   scale_attn_weights?: boolean;
+  /** divide attention scores by (layer index + 1) as well */
+  scale_attn_by_inverse_layer_idx?: boolean;
+  initializer_range?: number;
+}
+
+const ACTIVATIONS = ['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'gelu', 'relu', 'silu'];
+
+/** Checks what the constructor depends on, so that a bad config fails at load time, not at the first forward. */
+function checkConfig(cfg: GPT2Config): void {
+  if (cfg.n_embd % cfg.n_head !== 0) throw new Error(`gpt2: n_embd ${cfg.n_embd} is not a multiple of n_head ${cfg.n_head}`);
+  const act = cfg.activation_function ?? 'gelu_new';
+  if (!ACTIVATIONS.includes(act)) throw new Error(`gpt2: activation_function '${act}' is not supported (supported: ${ACTIVATIONS.join(', ')})`);
+}
+
+function initStd(cfg: GPT2Config): number {
+  return cfg.initializer_range ?? 0.02;
 }
 
 function dropoutIf(m: Module, x: Tensor, p: number | undefined): Tensor {
@@ -34,9 +50,9 @@ class GPT2Attention extends Module {
   readonly c_proj: Linear;
   constructor(readonly cfg: GPT2Config) {
     super();
-    const C = cfg.n_embd;
-    this.c_attn = this.registerModule('c_attn', new Linear(C, 3 * C, { fanInFanOut: true }));
-    this.c_proj = this.registerModule('c_proj', new Linear(C, C, { fanInFanOut: true, std: 0.02 / Math.sqrt(2 * cfg.n_layer) }));
+    const C = cfg.n_embd, std = initStd(cfg);
+    this.c_attn = this.registerModule('c_attn', new Linear(C, 3 * C, { fanInFanOut: true, std }));
+    this.c_proj = this.registerModule('c_proj', new Linear(C, C, { fanInFanOut: true, std: std / Math.sqrt(2 * cfg.n_layer) }));
   }
   forward(x: Tensor, layer: number, keyMask: number[][], cache: KVCache | undefined): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
@@ -46,7 +62,8 @@ class GPT2Attention extends Module {
     const q = heads(0);
     let k = heads(1), v = heads(2);
     if (cache) ({ k, v } = cache.update(layer, k, v));
-    const scale = this.cfg.scale_attn_weights === false ? 1 : 1 / Math.sqrt(D);
+    let scale = this.cfg.scale_attn_weights === false ? 1 : 1 / Math.sqrt(D);
+    if (this.cfg.scale_attn_by_inverse_layer_idx) scale /= layer + 1;
     const a = attend(q, k, v, keyMask, true, scale);  // [B, H, T, D]
     const merged = ops.reshape(ops.permute(a, [0, 2, 1, 3]), [B, T, C]);
     return (this.children.c_proj as Linear).forward(merged);
@@ -56,16 +73,15 @@ class GPT2Attention extends Module {
 class GPT2MLP extends Module {
   constructor(readonly cfg: GPT2Config) {
     super();
-    const C = cfg.n_embd, inner = cfg.n_inner ?? 4 * C;
-    this.registerModule('c_fc', new Linear(C, inner, { fanInFanOut: true }));
-    this.registerModule('c_proj', new Linear(inner, C, { fanInFanOut: true, std: 0.02 / Math.sqrt(2 * cfg.n_layer) }));
+    const C = cfg.n_embd, inner = cfg.n_inner ?? 4 * C, std = initStd(cfg);
+    this.registerModule('c_fc', new Linear(C, inner, { fanInFanOut: true, std }));
+    this.registerModule('c_proj', new Linear(inner, C, { fanInFanOut: true, std: std / Math.sqrt(2 * cfg.n_layer) }));
   }
   forward(x: Tensor): Tensor {
     const act = this.cfg.activation_function ?? 'gelu_new';
-    if (!['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu'].includes(act))
-      throw new Error(`gpt2: activation_function '${act}' is not supported`);
     const h = (this.children.c_fc as Linear).forward(x);
-    const a = act === 'relu' ? ops.relu(h) : act === 'silu' ? ops.silu(h) : ops.gelu(h);
+    // 'gelu' is the exact (erf) GELU in transformers' ACT2FN; the gelu_* variants are the tanh approximation
+    const a = act === 'relu' ? ops.relu(h) : act === 'silu' ? ops.silu(h) : act === 'gelu' ? ops.geluErf(h) : ops.gelu(h);
     return (this.children.c_proj as Linear).forward(a);
   }
 }
@@ -91,8 +107,9 @@ class GPT2Block extends Module {
 class GPT2Transformer extends Module {
   constructor(readonly cfg: GPT2Config) {
     super();
-    this.registerModule('wte', new Embedding(cfg.vocab_size, cfg.n_embd));
-    this.registerModule('wpe', new Embedding(cfg.n_positions, cfg.n_embd, { std: 0.01 }));
+    // transformers initializes both embeddings with N(0, initializer_range²)
+    this.registerModule('wte', new Embedding(cfg.vocab_size, cfg.n_embd, { std: initStd(cfg) }));
+    this.registerModule('wpe', new Embedding(cfg.n_positions, cfg.n_embd, { std: initStd(cfg) }));
     this.registerModule('h', Array.from({ length: cfg.n_layer }, () => new GPT2Block(cfg)));
     this.registerModule('ln_f', new LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon ?? 1e-5));
   }
@@ -103,9 +120,10 @@ export class GPT2LMHeadModel extends PreTrainedModel {
   constructor(config: GPT2Config) {
     super();
     this.config = { ...config };
+    checkConfig(this.config);
     this.registerModule('transformer', new GPT2Transformer(this.config));
-    if (this.config.tie_word_embeddings === false) this.registerModule('lm_head', new Linear(config.n_embd, config.vocab_size, { bias: false }));
-    this.checkpointPrefix = '';
+    if (this.config.tie_word_embeddings === false)
+      this.registerModule('lm_head', new Linear(config.n_embd, config.vocab_size, { bias: false, std: initStd(this.config) }));
   }
 
   numLayers(): number {

@@ -5,7 +5,6 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { native } from '../native/binding.js';
 import { withEmptyInit } from '../nn/init.js';
-import type { Module } from '../nn/module.js';
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../io/index.js';
 import { Tensor } from '../tensor.js';
 import { loadTokenizerSync } from '../tokenizer/index.js';
@@ -13,13 +12,14 @@ import { setSaveImpl, type HFConfig, type PreTrainedModel } from './base.js';
 import { BertModel, type BertConfig } from './bert.js';
 import { GPT2LMHeadModel, type GPT2Config } from './gpt2.js';
 import { LlamaForCausalLM, type LlamaConfig } from './llama.js';
+import { applyKeyMap, type CheckpointKeyMap } from './common.js';
 
 export { PreTrainedModel } from './base.js';
 export type { ForwardOptions, GenerateOptions, GenerationOutput, StreamEvent, HFConfig } from './base.js';
 export { GPT2LMHeadModel, type GPT2Config } from './gpt2.js';
 export { LlamaForCausalLM, type LlamaConfig } from './llama.js';
 export { BertModel, type BertConfig, type BertOutput } from './bert.js';
-export { KVCache } from './common.js';
+export { KVCache, type CheckpointKeyMap } from './common.js';
 
 export type AnyModel = GPT2LMHeadModel | LlamaForCausalLM | BertModel;
 
@@ -59,18 +59,11 @@ export function createModel(config: HFConfig | Record<string, unknown>): AnyMode
 }
 
 // ---------------------------------------------------------------- key mapping
-/** How checkpoint keys relate to our parameter names: strip or add a leading prefix. */
-interface KeyMap {
-  strip: string;
-  add: string;
-}
+type KeyMap = CheckpointKeyMap;
 
 const BUFFERS = [/\.attn\.bias$/, /\.attn\.masked_bias$/, /position_ids$/, /rotary_emb\.inv_freq$/];
 
-function toCkpt(name: string, m: KeyMap): string {
-  const base = m.strip && name.startsWith(m.strip) ? name.slice(m.strip.length) : name;
-  return m.add + base;
-}
+const toCkpt = applyKeyMap;
 
 function chooseKeyMap(names: string[], keys: Set<string>): KeyMap {
   const firsts = [...new Set(names.map((n) => n.split('.')[0]! + '.'))];
@@ -92,14 +85,6 @@ function chooseKeyMap(names: string[], keys: Set<string>): KeyMap {
 function legacy(key: string): string {
   return key.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta');
 }
-
-interface Checkpointed {
-  config: HFConfig;
-  checkpointPrefix: string;
-  tiedKeys(): string[];
-}
-
-const keyMaps = new WeakMap<Module, KeyMap>();
 
 // ---------------------------------------------------------------- loading
 export interface LoadModelOptions {
@@ -158,8 +143,8 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): AnyModel {
       named.map(([n]) => n),
       allKeys,
     );
-    keyMaps.set(model, map);
-    const tied = new Set((model as unknown as Checkpointed).tiedKeys());
+    model.checkpointKeyMap = map;
+    const tied = new Set(model.tiedKeys());
     const wanted = new Map<string, string>();  // ckpt key -> param name
     const missing: string[] = [];
     for (const [n] of named) {
@@ -188,7 +173,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): AnyModel {
       }
     }
     const unused = [...allKeys].filter((k) => !wanted.has(k) && !BUFFERS.some((r) => r.test(k)) && !tied.has(k.replace(/^.*?(lm_head)/, '$1')));
-    (model as unknown as { unusedCheckpointKeys: string[] }).unusedCheckpointKeys = unused;
+    model.unusedCheckpointKeys = unused;
   } catch (e) {
     model.dispose();
     throw e;
@@ -204,10 +189,9 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): AnyModel {
 /** Writes config.json and model.safetensors with the checkpoint's key names (transformers loads them back). */
 export function saveModel(model: AnyModel, dir: string): void {
   mkdirSync(dir, { recursive: true });
-  const map = keyMaps.get(model) ?? { strip: '', add: '' };
   const tied = new Set(model.tiedKeys());
   const tensors: Record<string, Tensor> = {};
-  for (const [n, t] of model.namedParameters()) if (!tied.has(n)) tensors[toCkpt(n, map)] = t;
+  for (const [n, t] of model.namedParameters()) if (!tied.has(n)) tensors[model.toCheckpointKey(n)] = t;
   saveSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   const arch = ARCHITECTURES[model.config.model_type]!;
   const cfg = { ...model.config, architectures: (model.config.architectures as string[] | undefined) ?? [arch.cls], torch_dtype: 'float32' };

@@ -36,14 +36,30 @@ export interface LlamaConfig extends HFConfig {
   attention_bias?: boolean;
   mlp_bias?: boolean;
   hidden_act?: string;
+  initializer_range?: number;
+  /** Mistral; Qwen2 when use_sliding_window */
+  sliding_window?: number | null;
+  use_sliding_window?: boolean;
 }
 
 function dims(cfg: LlamaConfig) {
   const H = cfg.num_attention_heads;
   const Hkv = cfg.num_key_value_heads ?? H;
   const D = cfg.head_dim ?? cfg.hidden_size / H;
-  if (H % Hkv !== 0) throw new Error(`${cfg.model_type}: num_attention_heads ${H} is not a multiple of num_key_value_heads ${Hkv}`);
+  if (!Number.isInteger(Hkv) || Hkv <= 0 || H % Hkv !== 0)
+    throw new Error(`${cfg.model_type}: num_attention_heads ${H} is not a multiple of num_key_value_heads ${Hkv}`);
+  if (!Number.isInteger(D) || D <= 0 || D % 2 !== 0)
+    throw new Error(`${cfg.model_type}: head dimension ${D} (head_dim, or hidden_size / num_attention_heads) must be an even integer`);
   return { H, Hkv, D };
+}
+
+/** The sliding-window size in force, or 0: Mistral applies it when set; Qwen2 only with use_sliding_window. */
+function slidingWindow(cfg: LlamaConfig): number {
+  const w = cfg.sliding_window;
+  if (typeof w !== 'number' || w <= 0) return 0;
+  if (cfg.model_type === 'mistral') return w;
+  if (cfg.model_type === 'qwen2' && cfg.use_sliding_window) return w;
+  return 0;
 }
 
 class LlamaAttention extends Module {
@@ -52,10 +68,11 @@ class LlamaAttention extends Module {
     const { H, Hkv, D } = dims(cfg);
     const C = cfg.hidden_size;
     const qkvBias = cfg.model_type === 'qwen2' ? true : cfg.attention_bias ?? false;
-    this.registerModule('q_proj', new Linear(C, H * D, { bias: qkvBias }));
-    this.registerModule('k_proj', new Linear(C, Hkv * D, { bias: qkvBias }));
-    this.registerModule('v_proj', new Linear(C, Hkv * D, { bias: qkvBias }));
-    this.registerModule('o_proj', new Linear(H * D, C, { bias: cfg.model_type === 'qwen2' ? false : cfg.attention_bias ?? false }));
+    const std = cfg.initializer_range ?? 0.02;
+    this.registerModule('q_proj', new Linear(C, H * D, { bias: qkvBias, std }));
+    this.registerModule('k_proj', new Linear(C, Hkv * D, { bias: qkvBias, std }));
+    this.registerModule('v_proj', new Linear(C, Hkv * D, { bias: qkvBias, std }));
+    this.registerModule('o_proj', new Linear(H * D, C, { bias: cfg.model_type === 'qwen2' ? false : cfg.attention_bias ?? false, std }));
   }
   forward(x: Tensor, layer: number, keyMask: number[][], rope: { cos: Tensor; sin: Tensor }, cache: KVCache | undefined): Tensor {
     const [B, T] = x.shape as [number, number];
@@ -74,14 +91,14 @@ class LlamaAttention extends Module {
 class LlamaMLP extends Module {
   constructor(readonly cfg: LlamaConfig) {
     super();
-    const C = cfg.hidden_size, I = cfg.intermediate_size, bias = cfg.mlp_bias ?? false;
-    this.registerModule('gate_proj', new Linear(C, I, { bias }));
-    this.registerModule('up_proj', new Linear(C, I, { bias }));
-    this.registerModule('down_proj', new Linear(I, C, { bias }));
+    const C = cfg.hidden_size, I = cfg.intermediate_size, bias = cfg.mlp_bias ?? false, std = cfg.initializer_range ?? 0.02;
+    const act = cfg.hidden_act ?? 'silu';
+    if (act !== 'silu') throw new Error(`${cfg.model_type}: hidden_act '${act}' is not supported (silu only)`);
+    this.registerModule('gate_proj', new Linear(C, I, { bias, std }));
+    this.registerModule('up_proj', new Linear(C, I, { bias, std }));
+    this.registerModule('down_proj', new Linear(I, C, { bias, std }));
   }
   forward(x: Tensor): Tensor {
-    const act = this.cfg.hidden_act ?? 'silu';
-    if (act !== 'silu') throw new Error(`${this.cfg.model_type}: hidden_act '${act}' is not supported (silu only)`);
     const c = this.children as Record<string, Linear>;
     return c.down_proj!.forward(ops.mul(ops.silu(c.gate_proj!.forward(x)), c.up_proj!.forward(x)));
   }
@@ -107,7 +124,7 @@ class LlamaDecoderLayer extends Module {
 class LlamaBody extends Module {
   constructor(readonly cfg: LlamaConfig) {
     super();
-    this.registerModule('embed_tokens', new Embedding(cfg.vocab_size, cfg.hidden_size));
+    this.registerModule('embed_tokens', new Embedding(cfg.vocab_size, cfg.hidden_size, { std: cfg.initializer_range ?? 0.02 }));
     this.registerModule('layers', Array.from({ length: cfg.num_hidden_layers }, () => new LlamaDecoderLayer(cfg)));
     this.registerModule('norm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps ?? 1e-6));
   }
@@ -120,7 +137,8 @@ export class LlamaForCausalLM extends PreTrainedModel {
     super();
     this.config = { ...config };
     this.registerModule('model', new LlamaBody(this.config));
-    if (!this.config.tie_word_embeddings) this.registerModule('lm_head', new Linear(config.hidden_size, config.vocab_size, { bias: false }));
+    if (!this.config.tie_word_embeddings)
+      this.registerModule('lm_head', new Linear(config.hidden_size, config.vocab_size, { bias: false, std: config.initializer_range ?? 0.02 }));
     this.invFreq = ropeInvFreq(dims(this.config).D, this.config.rope_theta ?? 10000, this.config.rope_scaling);
   }
 
@@ -142,6 +160,9 @@ export class LlamaForCausalLM extends PreTrainedModel {
     const bc = body.children as Record<string, Module | Module[]>;
     let x = (bc.embed_tokens as Embedding).forward(ids);
     const keyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;
+    const window = slidingWindow(this.config);
+    if (window && (keyMask[0]?.length ?? 0) > window)
+      throw new RangeError(`${this.config.model_type}: sequences longer than sliding_window = ${window} are not supported (sliding-window attention is not implemented)`);
     (bc.layers as LlamaDecoderLayer[]).forEach((l, i) => (x = l.forward(x, i, keyMask, rope, cache)));
     if (cache) cache.mask = keyMask;
     return (bc.norm as RMSNorm).forward(x);
