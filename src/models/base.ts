@@ -17,6 +17,10 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** compute logits for the last position only ([B, 1, V]) */
   lastOnly?: boolean;
+  /** explicit positions [B][T] (packed rows restart at 0 per example); default from attentionMask */
+  positionIds?: number[][];
+  /** packed rows: example number per token [B][T] (0 = padding); attention never crosses examples */
+  segmentIds?: number[][];
 }
 
 export interface GenerateOptions {

@@ -45,6 +45,25 @@ export class KVCache {
 }
 
 /**
+ * The key mask [B][S] (1 = real token). Packed rows also carry segmentIds
+ * [B][T] (1, 2, ... per example, 0 on padding): attention then stays causal
+ * inside each example and never crosses into another.
+ */
+export type KeyMask = number[][] & { segmentIds?: number[][] };
+
+/** i8 [B, 1, T, T]: 1 where query t may not see key j (another segment, padding, or j > t). */
+export function buildSegmentMask(segmentIds: number[][]): Tensor {
+  const B = segmentIds.length, T = segmentIds[0]?.length ?? 0;
+  const m = new Int8Array(B * T * T);
+  for (let b = 0; b < B; b++) {
+    const seg = segmentIds[b]!;
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < T; j++) if (j > t || seg[j] !== seg[t] || seg[j] === 0) m[(b * T + t) * T + j] = 1;
+  }
+  return tensor(m, [B, 1, T, T], { dtype: 'i8' });
+}
+
+/**
  * Which keys each query may not see, as an i8 tensor [B, 1, T, S] (1 = masked),
  * or null when nothing is masked. keyMask: [B][S], 1 for real tokens.
  * With causal, query t (absolute position S - T + t) sees keys j <= S - T + t.
@@ -71,8 +90,9 @@ export function buildAttentionMask(keyMask: number[][], T: number, causal: boole
  * padding expressed as kvLengths); the masked composition otherwise (left
  * padding during batched generation).
  */
-export function attend(q: Tensor, k: Tensor, v: Tensor, keyMask: number[][], causal: boolean, scale?: number): Tensor {
+export function attend(q: Tensor, k: Tensor, v: Tensor, keyMask: KeyMask, causal: boolean, scale?: number): Tensor {
   const T = q.shape[2]!;
+  if (keyMask.segmentIds) return attentionComposite(q, k, v, buildSegmentMask(keyMask.segmentIds), scale);
   const lengths = keyMask.map((row) => {
     const n = row.indexOf(0) < 0 ? row.length : row.indexOf(0);
     return row.slice(n).every((x) => x === 0) ? n : -1;

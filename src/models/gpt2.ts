@@ -6,7 +6,7 @@ import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import * as ops from '../ops/index.js';
 import { Tensor, tensor } from '../tensor.js';
 import { PreTrainedModel, type ForwardOptions, type HFConfig } from './base.js';
-import { attend, idsTensor, type KVCache, maskRows, positionIds } from './common.js';
+import { attend, idsTensor, type KeyMask, type KVCache, maskRows, positionIds } from './common.js';
 
 export interface GPT2Config extends HFConfig {
   model_type: 'gpt2';
@@ -54,7 +54,7 @@ class GPT2Attention extends Module {
     this.c_attn = this.registerModule('c_attn', new Linear(C, 3 * C, { fanInFanOut: true, std }));
     this.c_proj = this.registerModule('c_proj', new Linear(C, C, { fanInFanOut: true, std: std / Math.sqrt(2 * cfg.n_layer) }));
   }
-  forward(x: Tensor, layer: number, keyMask: number[][], cache: KVCache | undefined): Tensor {
+  forward(x: Tensor, layer: number, keyMask: KeyMask, cache: KVCache | undefined): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     const H = this.cfg.n_head, D = C / H;
     const qkv = (this.children.c_attn as Linear).forward(x);  // [B, T, 3C]
@@ -95,7 +95,7 @@ class GPT2Block extends Module {
     this.registerModule('ln_2', new LayerNorm(cfg.n_embd, eps));
     this.registerModule('mlp', new GPT2MLP(cfg));
   }
-  forward(x: Tensor, layer: number, keyMask: number[][], cache: KVCache | undefined): Tensor {
+  forward(x: Tensor, layer: number, keyMask: KeyMask, cache: KVCache | undefined): Tensor {
     const c = this.children as Record<string, Module>;
     const a = (c.attn as GPT2Attention).forward((c.ln_1 as LayerNorm).forward(x), layer, keyMask, cache);
     x = ops.add(x, dropoutIf(this, a, this.cfg.resid_pdrop));
@@ -144,14 +144,18 @@ export class GPT2LMHeadModel extends PreTrainedModel {
     const B = rows.length, T = rows[0]?.length ?? 0;
     const stepMask = maskRows(opts.attentionMask, B, T);
     const cache = opts.cache;
-    const pos = positionIds(cache ?? null, stepMask);
+    const pos = opts.positionIds ?? positionIds(cache ?? null, stepMask);
     if (pos.some((r) => r.some((p) => p >= this.config.n_positions)))
       throw new RangeError(`gpt2: sequence longer than n_positions = ${this.config.n_positions}`);
     const tr = this.t.children as Record<string, Module | Module[]>;
     const posT = tensor(Int32Array.from(pos.flat()), [B, T], { dtype: 'i32' });
     let x = ops.add((tr.wte as Embedding).forward(ids), (tr.wpe as Embedding).forward(posT));
     x = dropoutIf(this, x, this.config.embd_pdrop);
-    const keyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;
+    const keyMask: KeyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;
+    if (opts.segmentIds) {
+      if (cache) throw new Error('gpt2: segmentIds (packed rows) cannot be combined with a KV cache');
+      keyMask.segmentIds = opts.segmentIds;
+    }
     (tr.h as GPT2Block[]).forEach((blk, i) => (x = blk.forward(x, i, keyMask, cache)));
     if (cache) cache.mask = keyMask;
     return (tr.ln_f as LayerNorm).forward(x);

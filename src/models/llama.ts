@@ -10,6 +10,7 @@ import { PreTrainedModel, type ForwardOptions, type HFConfig } from './base.js';
 import {
   applyRope,
   attend,
+  type KeyMask,
   idsTensor,
   type KVCache,
   maskRows,
@@ -74,7 +75,7 @@ class LlamaAttention extends Module {
     this.registerModule('v_proj', new Linear(C, Hkv * D, { bias: qkvBias, std }));
     this.registerModule('o_proj', new Linear(H * D, C, { bias: cfg.model_type === 'qwen2' ? false : cfg.attention_bias ?? false, std }));
   }
-  forward(x: Tensor, layer: number, keyMask: number[][], rope: { cos: Tensor; sin: Tensor }, cache: KVCache | undefined): Tensor {
+  forward(x: Tensor, layer: number, keyMask: KeyMask, rope: { cos: Tensor; sin: Tensor }, cache: KVCache | undefined): Tensor {
     const [B, T] = x.shape as [number, number];
     const { H, Hkv, D } = dims(this.cfg);
     const c = this.children as Record<string, Linear>;
@@ -113,7 +114,7 @@ class LlamaDecoderLayer extends Module {
     this.registerModule('input_layernorm', new RMSNorm(cfg.hidden_size, eps));
     this.registerModule('post_attention_layernorm', new RMSNorm(cfg.hidden_size, eps));
   }
-  forward(x: Tensor, layer: number, keyMask: number[][], rope: { cos: Tensor; sin: Tensor }, cache: KVCache | undefined): Tensor {
+  forward(x: Tensor, layer: number, keyMask: KeyMask, rope: { cos: Tensor; sin: Tensor }, cache: KVCache | undefined): Tensor {
     const c = this.children as Record<string, Module>;
     const a = (c.self_attn as LlamaAttention).forward((c.input_layernorm as RMSNorm).forward(x), layer, keyMask, rope, cache);
     x = ops.add(x, a);
@@ -155,11 +156,15 @@ export class LlamaForCausalLM extends PreTrainedModel {
     const B = rows.length, T = rows[0]?.length ?? 0;
     const stepMask = maskRows(opts.attentionMask, B, T);
     const cache = opts.cache;
-    const rope = ropeTables(positionIds(cache ?? null, stepMask), this.invFreq);
+    const rope = ropeTables(opts.positionIds ?? positionIds(cache ?? null, stepMask), this.invFreq);
     const body = this.children.model as LlamaBody;
     const bc = body.children as Record<string, Module | Module[]>;
     let x = (bc.embed_tokens as Embedding).forward(ids);
-    const keyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;
+    const keyMask: KeyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;
+    if (opts.segmentIds) {
+      if (cache) throw new Error(`${this.config.model_type}: segmentIds (packed rows) cannot be combined with a KV cache`);
+      keyMask.segmentIds = opts.segmentIds;
+    }
     const window = slidingWindow(this.config);
     if (window && (keyMask[0]?.length ?? 0) > window)
       throw new RangeError(`${this.config.model_type}: sequences longer than sliding_window = ${window} are not supported (sliding-window attention is not implemented)`);
