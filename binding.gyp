@@ -13,19 +13,19 @@
     {
       "target_name": "tunekit_isa_scalar",
       "type": "static_library",
-      "cflags": ["-fPIC"],
+      "cflags": ["-fPIC", "-fno-trapping-math"],
       "sources": ["native/cpu/isa_scalar.cc"]
     },
     {
       "target_name": "tunekit_isa_avx2",
       "type": "static_library",
-      "cflags": ["-fPIC", "-mavx2", "-mfma", "-mf16c"],
+      "cflags": ["-fPIC", "-fno-trapping-math", "-mavx2", "-mfma", "-mf16c"],
       "sources": ["native/cpu/isa_avx2.cc"]
     },
     {
       "target_name": "tunekit_isa_avx512",
       "type": "static_library",
-      "cflags": ["-fPIC", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c", "-mprefer-vector-width=512"],
+      "cflags": ["-fPIC", "-fno-trapping-math", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c", "-mprefer-vector-width=512"],
       "sources": ["native/cpu/isa_avx512.cc"]
     },
     {

@@ -7,7 +7,7 @@ export type { BackendInfo } from './backend.js';
 export * as ops from './ops/index.js';
 export * from './io/index.js';
 export * from './tokenizer/index.js';
-export * from './tokenizer/index.js';
+export * from './data/index.js';
 export { Module } from './nn/module.js';
 export { Linear, Embedding, LayerNorm, RMSNorm } from './nn/layers.js';
 export type { LinearOptions } from './nn/layers.js';
@@ -37,3 +37,4 @@ export type {
 } from './models/index.js';
 export { Optimizer, AdamW, SGD, lrMultiplier, gradNorm, clipGradNorm, defaultNoDecay } from './optim/index.js';
 export type { AdamWOptions, SGDOptions, ScheduleOptions, ScheduleKind, OptimizerState, NamedParams } from './optim/index.js';
+export * from './peft/index.js';

@@ -44,7 +44,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     const s = N === 0 ? native.fromArray([0], [], 'f32') : native.reduce_forward('sum', lossRows, 0);
     lossRows.dispose();
     if (reduction === 'mean') {
-      const m = native.unary_forward('scale', s, 1 / count);  // count 0 gives NaN, as PyTorch
+      // no row counts (all ignored, or N = 0): NaN, as PyTorch (0 / 0). scale() only
+      // takes finite factors, so that case is built directly.
+      const m = count > 0 ? native.unary_forward('scale', s, 1 / count) : native.fromArray([NaN], [], 'f32');
       s.dispose();
       y = wrap(m, []);
     } else {
@@ -55,8 +57,11 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     let gRow: ReturnType<typeof native.empty>;
     if (reduction === 'none') gRow = native.clone(h(g));
     else {
-      const e = native.expand(native.reshape(h(g), [1]), [N]);
-      gRow = reduction === 'mean' ? native.unary_forward('scale', e, 1 / count) : e;
+      const g1 = native.reshape(h(g), [1]);
+      const e = native.expand(g1, [N]);
+      g1.dispose();
+      // with count 0 every row is ignored and gets a zero gradient whatever gRow holds
+      gRow = reduction === 'mean' ? native.unary_forward('scale', e, count > 0 ? 1 / count : 0) : e;
       if (gRow !== e) e.dispose();
     }
     const gx = native.cross_entropy_backward(h(logits), lse, h(targets), gRow, ignore);
