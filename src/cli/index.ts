@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { backend } from '../backend.js';
 import { loadModel, type PreTrainedModel } from '../models/index.js';
+import { FIELDS, flagName, readConfigFile, resolveConfig } from '../train/config.js';
+import { evaluateModelOnFile, mergeAdapterToDir } from '../train/tools.js';
+import { train } from '../train/trainer.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -67,6 +70,55 @@ export function buildCli(): Command {
         const outs = lm.generate(prompts, opts);
         outs.forEach((out, i) => console.log(prompts[i] + (out.text ?? '')));
       }
+    });
+
+  const trainCmd = program
+    .command('train')
+    .description('fine-tune a model on a JSONL file (full or LoRA); every config field is also a flag')
+    .option('--config <file>', 'run configuration (YAML or JSON)')
+    .option('--resume', 'continue from the newest checkpoint in outDir')
+    .option('--quiet', 'no progress output');
+  for (const [field, spec] of Object.entries(FIELDS)) trainCmd.option(`${flagName(field)} <value>`, spec.help);
+  trainCmd.action(async (o: Record<string, unknown>) => {
+    const fileValues = o.config ? readConfigFile(String(o.config)) : {};
+    const flags: Record<string, string> = {};
+    for (const field of Object.keys(FIELDS)) {
+      const key = flagName(field).slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      if (o[key] !== undefined) flags[field] = String(o[key]);
+    }
+    const cfg = resolveConfig(fileValues, flags, o.config ? String(o.config) : undefined);
+    const r = await train(cfg, { resume: Boolean(o.resume), quiet: Boolean(o.quiet) });
+    const last = r.evals[r.evals.length - 1];
+    console.log(
+      `${r.interrupted ? 'interrupted' : r.stoppedEarly ? 'stopped early' : 'done'} at step ${r.step}/${r.totalSteps}: loss ${r.lastLoss.toFixed(4)}` +
+        (last ? `, eval loss ${last.eval_loss.toFixed(4)} (ppl ${last.eval_ppl.toFixed(2)})` : '') +
+        `; outputs in ${r.outDir}`,
+    );
+  });
+
+  program
+    .command('eval')
+    .description('loss and perplexity of a model (optionally with a LoRA adapter) on a JSONL file')
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--data <file>', 'JSONL data')
+    .option('--adapter <dir>', 'LoRA adapter directory (PEFT format)')
+    .option('--tokenizer <dir>', "tokenizer directory or 'byte'")
+    .option('--seq-len <n>', 'truncation length', int('--seq-len'), 512)
+    .option('--batch-size <n>', 'batch size', int('--batch-size'), 8)
+    .action((o) => {
+      const r = evaluateModelOnFile({ model: o.model, data: o.data, adapter: o.adapter, tokenizer: o.tokenizer, seqLen: o.seqLen, batchSize: o.batchSize });
+      console.log(JSON.stringify({ eval_loss: r.loss, eval_ppl: r.ppl, eval_tokens: r.tokens }));
+    });
+
+  program
+    .command('merge')
+    .description('fold a LoRA adapter into the base weights and save a plain model directory')
+    .requiredOption('--model <dir>', 'base model directory')
+    .requiredOption('--adapter <dir>', 'LoRA adapter directory (PEFT format)')
+    .requiredOption('--out <dir>', 'output model directory')
+    .action((o) => {
+      mergeAdapterToDir(o.model, o.adapter, o.out);
+      console.log(`merged model written to ${o.out}`);
     });
 
   program

@@ -66,7 +66,7 @@ export const FIELDS: Record<string, FieldSpec> = {
   data: { kind: 'string', required: true, help: 'training data (JSONL)' },
   validationData: { kind: 'string', help: 'validation data (JSONL)' },
   validationSplit: { kind: 'number', min: 0, default: 0, help: 'fraction (<1) or count of examples held out for validation' },
-  format: { kind: 'enum', values: ['text', 'completion', 'instruction', 'chat', 'classification', 'preference'], help: 'force a data format (default: detected per line)' },
+  format: { kind: 'enum', values: ['text', 'completion', 'alpaca', 'chat'], help: 'force a data format (default: detected per line)' },
   method: { kind: 'enum', values: ['full', 'lora'], default: 'lora', help: 'full fine-tuning or LoRA' },
   'lora.r': { kind: 'int', min: 1, default: 8, help: 'LoRA rank' },
   'lora.alpha': { kind: 'number', min: 0, default: 16, help: 'LoRA alpha (scale = alpha / r)' },
