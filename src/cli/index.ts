@@ -8,6 +8,7 @@ import { loadModel, type PreTrainedModel } from '../models/index.js';
 import { FIELDS, flagName, readConfigFile, resolveConfig } from '../train/config.js';
 import { evaluateModelOnFile, mergeAdapterToDir } from '../train/tools.js';
 import { train } from '../train/trainer.js';
+import { quickstart } from '../train/quickstart.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -119,6 +120,15 @@ export function buildCli(): Command {
     .action((o) => {
       mergeAdapterToDir(o.model, o.adapter, o.out);
       console.log(`merged model written to ${o.out}`);
+    });
+
+  program
+    .command('quickstart')
+    .description('fine-tune the embedded base model with LoRA on the bundled sentiment task; loss and accuracy before and after')
+    .option('--out <dir>', 'run directory', 'runs/quickstart')
+    .option('--steps <n>', 'optimizer steps', int('--steps'), 150)
+    .action(async (o) => {
+      await quickstart({ outDir: o.out, steps: o.steps });
     });
 
   program
