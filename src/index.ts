@@ -38,3 +38,11 @@ export type {
 export { Optimizer, AdamW, SGD, lrMultiplier, gradNorm, clipGradNorm, defaultNoDecay } from './optim/index.js';
 export type { AdamWOptions, SGDOptions, ScheduleOptions, ScheduleKind, OptimizerState, NamedParams } from './optim/index.js';
 export * from './peft/index.js';
+export { train, evaluateLm, lmLossSum, NonFiniteLossError, lastMetrics } from './train/trainer.js';
+export type { TrainOptions, TrainResult, EvalResult } from './train/trainer.js';
+export { resolveConfig, readConfigFile, ConfigError, flagName, FIELDS as TRAIN_CONFIG_FIELDS } from './train/config.js';
+export type { TrainConfig, LoraSettings } from './train/config.js';
+export { Progress, MetricsLog } from './train/progress.js';
+export type { StepMetrics } from './train/progress.js';
+export { listCheckpoints, latestCheckpoint, writeCheckpoint, cleanTemporary } from './train/checkpoint.js';
+export { evaluateModelOnFile, mergeAdapterToDir } from './train/tools.js';

@@ -1,9 +1,10 @@
-// The LoRA tuner (PEFT's LoraModel, the object behind peft_model.base_model): finds the target layers of a model by the
-// config's rules (PEFT's check_target_module_exists), wraps each in a
-// LoraLinear (in place, through Module.setChild), keeps the adapters' configs,
-// switches, merges and removes adapters, and maps adapter weights to and from
-// PEFT's saved keys: base_model.model.<module path>.lora_A.weight [r, in] and
-// .lora_B.weight [out, r] (no adapter name in the key).
+// The LoRA tuner (PEFT's LoraModel, the object behind peft_model.base_model):
+// finds the target layers of a model by the config's rules (PEFT's
+// check_target_module_exists), wraps each in a LoraLinear (in place, through
+// Module.setChild), keeps the adapters' configs, switches, merges and removes
+// adapters, and maps adapter weights to PEFT's saved keys:
+// base_model.model.<module path>.lora_A.weight [r, in] and .lora_B.weight
+// [out, r] (no adapter name in the key).
 import type { Linear } from '../../nn/layers.js';
 import type { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor.js';
@@ -135,6 +136,8 @@ export class LoraTuner {
    */
   injectAdapter(name: string, cfg: LoraConfig, plan: LoraTarget[], weights?: Map<string, { a: Tensor; b: Tensor }>): void {
     if (this.peftConfig.has(name)) throw new PeftError('addAdapter', `adapter '${name}' already exists`);
+    if (!weights && cfg.initLoraWeights !== true && cfg.initLoraWeights !== false && cfg.initLoraWeights !== 'gaussian')
+      throw new PeftError('addAdapter', `initLoraWeights ${show(cfg.initLoraWeights)} is not implemented (true, false, 'gaussian')`, 'initLoraWeights');
     const config = { ...cfg };
     // as PEFT: Conv1D targets turn fan_in_fan_out on in the config, and 'all-linear' becomes the layers' last names
     if (plan.some((t) => t.layer.fanInFanOut)) config.fanInFanOut = true;
