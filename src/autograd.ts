@@ -70,18 +70,30 @@ function topoOrder(root: Tensor): Tensor[] {
  */
 export function runBackward(root: Tensor, grad: Tensor | undefined, wrap: (h: NativeTensor) => Tensor): void {
   if (!root.requiresGrad) throw new Error('backward: tensor does not require grad (no input of its graph has requiresGrad)');
-  let seed: Tensor;
   if (grad) {
     if (grad.shape.length !== root.shape.length || grad.shape.some((d, i) => d !== root.shape[i]))
       throw new RangeError(`backward: grad shape [${grad.shape}] does not match tensor shape [${root.shape}]`);
+  } else if (root.numel !== 1) {
+    throw new RangeError(`backward: grad must be given for a non-scalar tensor of shape [${root.shape}]`);
+  }
+  const order = topoOrder(root);
+  // a node dropped earlier would make its inputs look like leaves: refuse
+  // before anything is accumulated
+  for (const t of order)
+    if (t._graphFreed)
+      throw new Error(
+        t._graphFreed === 'backward'
+          ? 'backward: the graph was already freed by an earlier backward() through it; compute the forward pass again'
+          : 'backward: an intermediate tensor of the graph was disposed (by dispose() or tidy()) before backward(); call backward() inside the same tidy()',
+      );
+  let seed: Tensor;
+  if (grad) {
     seed = wrap(native.cast(grad._handle(), 'f32'));  // our own copy
   } else {
-    if (root.numel !== 1) throw new RangeError(`backward: grad must be given for a non-scalar tensor of shape [${root.shape}]`);
     const h = native.empty('f32', [...root.shape]);
     native.fill(h, 1);
     seed = wrap(h);
   }
-  const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, seed);
   const prev = gradEnabled;
@@ -93,8 +105,12 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, wrap: (h: Na
       grads.delete(t);
       const node = t._node;
       if (!node) {
-        // a leaf: accumulate into .grad
-        if (t.grad) {
+        // a leaf: accumulate into .grad (a grad the caller disposed counts as none)
+        if (t.disposed) {
+          g.dispose();
+          continue;
+        }
+        if (t.grad && !t.grad.disposed) {
           const sum = wrap(native.binary_forward('add', t.grad._handle(), g._handle()));
           t.grad.dispose();
           g.dispose();
@@ -129,6 +145,7 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, wrap: (h: Na
       for (const u of unused) if (!handedOut.has(u)) u.dispose();
       if (!handedOut.has(g)) g.dispose();
       t._node = null;  // free the graph as we go
+      t._graphFreed = 'backward';
     }
   } finally {
     gradEnabled = prev;

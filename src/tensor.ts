@@ -29,6 +29,8 @@ export class Tensor {
   grad: Tensor | null = null;
   /** @internal the op that produced this tensor (null for leaves) */
   _node: Node | null = null;
+  /** @internal why the node was dropped: backward() walked it, or dispose() freed it */
+  _graphFreed: 'backward' | 'dispose' | null = null;
 
   /** @internal use tk.tensor / tk.zeros / ... */
   constructor(handle: NativeTensor, shape?: readonly number[]) {
@@ -50,7 +52,8 @@ export class Tensor {
   }
 
   get disposed(): boolean {
-    return this._h === null;
+    // also true for an object that only inherits from Tensor.prototype
+    return !this._h;
   }
 
   /** @internal the native handle; throws on a disposed tensor */
@@ -78,6 +81,11 @@ export class Tensor {
 
   /** Backpropagates from this tensor; grad defaults to 1 for a one-element tensor. */
   backward(grad?: Tensor): void {
+    if (this.disposed) throw new TypeError('backward: the tensor has been disposed');
+    if (grad !== undefined) {
+      if (!(grad instanceof Tensor)) throw new TypeError(`backward: grad must be a Tensor, got ${grad === null ? 'null' : typeof grad}`);
+      if (grad.disposed) throw new TypeError('backward: grad is a disposed tensor');
+    }
     runBackward(this, grad, wrap);
   }
 
@@ -107,6 +115,7 @@ export class Tensor {
     if (!this._h) return;
     this._h.dispose();
     this._h = null;
+    if (this._node) this._graphFreed = 'dispose';
     this._node = null;
     for (const s of scopes) s.delete(this);
   }
@@ -138,19 +147,25 @@ function collect(r: unknown, into: Set<Tensor>): void {
 
 /**
  * Runs fn and disposes every tensor created inside it, except the tensors it
- * returns (directly, in an array or in a plain object) and gradients written
- * to leaves by backward(). fn must be synchronous.
+ * returns (directly, in an array or in a plain object, at any depth) and
+ * gradients written to leaves by backward(). If fn throws, everything it made
+ * is disposed. fn must be synchronous.
  */
 export function tidy<R extends Tensors | unknown>(fn: () => R): R {
+  if (typeof fn !== 'function') throw new TypeError('tidy: fn must be a function');
   const scope = new Set<Tensor>();
   scopes.push(scope);
   let result: R;
   try {
     result = fn();
     if (result instanceof Promise) throw new TypeError('tidy: fn must be synchronous (it returned a Promise)');
-  } finally {
-    scopes.pop();
+  } catch (e) {
+    // nothing made here survives a throw
+    scopes.splice(scopes.lastIndexOf(scope), 1);
+    for (const t of scope) t.dispose();
+    throw e;
   }
+  scopes.splice(scopes.lastIndexOf(scope), 1);
   const keep = new Set<Tensor>();
   collect(result, keep);
   for (const t of scope) if (!keep.has(t)) t.dispose();

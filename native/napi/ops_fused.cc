@@ -262,14 +262,28 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------- INT8
-// symmetric absmax quantization of rows [rows, cols] with stride: scale = max|row| / 127,
-// q = round(v / scale) clamped to [-127, 127]; an all-zero row gets scale 0 and q 0.
+// symmetric absmax quantization of a group (a row, or a column with axis 1):
+// scale = float32(amax / 127), q = round-half-to-even of the exact quotient w * 127 / amax
+// (computed in double: w * 127 is exact and the division correctly rounded, and a
+// correctly rounded quotient of float32 operands never reaches a half-integer it does
+// not equal); |w| <= amax keeps |q| <= 127. An all-zero group gets scale 0 and q 0.
+// (A float32 inverse 127 / amax overflows to inf for amax < 3.7e-37, and 0 * inf is NaN.)
 static inline float absmax_scale(float amax) { return amax / 127.0f; }
-static inline int8_t quantize_one(float v, float inv) {
-  float r = std::nearbyint(v * inv);
-  r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+static inline int8_t quantize_exact(float v, double amax) {
+  if (!(amax > 0.0)) return 0;
+  double r = std::nearbyint(static_cast<double>(v) * 127.0 / amax);
+  r = r > 127.0 ? 127.0 : (r < -127.0 ? -127.0 : (r == r ? r : 0.0));
   return static_cast<int8_t>(r);
 }
+// The activations' fast path (int8Linear, per row on every call): v * (127 / amax) in
+// float32, round half to even. The two roundings may move an exact tie by one step,
+// which only the weights' rule above promises to avoid.
+static inline int8_t quantize_one(float v, float inv) {
+  float r = std::nearbyint(v * inv);
+  r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : (r == r ? r : 0.0f));
+  return static_cast<int8_t>(r);
+}
+static const float kMinFastAmax = 1e-36f;  // above 127 / FLT_MAX: 127 / amax stays finite
 
 // quantize_int8(w [R, C], axis) -> [q i8 [R, C], scale f32 [R] (axis 0) or [C] (axis 1)]
 static Napi::Value QuantizeInt8(const Napi::CallbackInfo& info) {
@@ -291,9 +305,8 @@ static Napi::Value QuantizeInt8(const Napi::CallbackInfo& info) {
       for (int64_t r = b; r < e; ++r) {
         float m = 0.0f;
         for (int64_t c = 0; c < C; ++c) m = std::max(m, std::fabs(wp[r * C + c]));
-        float s = absmax_scale(m), inv = m > 0.0f ? 127.0f / m : 0.0f;
-        sp[r] = s;
-        for (int64_t c = 0; c < C; ++c) qp[r * C + c] = quantize_one(wp[r * C + c], inv);
+        sp[r] = absmax_scale(m);
+        for (int64_t c = 0; c < C; ++c) qp[r * C + c] = quantize_exact(wp[r * C + c], m);
       }
     });
   } else {
@@ -301,8 +314,10 @@ static Napi::Value QuantizeInt8(const Napi::CallbackInfo& info) {
     for (int64_t r = 0; r < R; ++r)
       for (int64_t c = 0; c < C; ++c) m[c] = std::max(m[c], std::fabs(wp[r * C + c]));
     for (int64_t c = 0; c < C; ++c) sp[c] = absmax_scale(m[c]);
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < C; ++c) qp[r * C + c] = quantize_one(wp[r * C + c], m[c] > 0.0f ? 127.0f / m[c] : 0.0f);
+    par(R, 16, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        for (int64_t c = 0; c < C; ++c) qp[r * C + c] = quantize_exact(wp[r * C + c], m[c]);
+    });
   }
   Napi::Array r = Napi::Array::New(info.Env(), 2);
   r[0u] = q;
@@ -354,10 +369,17 @@ static Napi::Value Int8LinearForward(const Napi::CallbackInfo& info) {
       const float* row = xp + n * in;
       float m = 0.0f;
       for (int64_t c = 0; c < in; ++c)
-        if (!is_out[c]) m = std::max(m, std::fabs(row[c]));
-      float inv = m > 0.0f ? 127.0f / m : 0.0f;
-      sx[n] = m / 127.0f;
-      for (int64_t c = 0; c < in; ++c) qx[n * in + c] = is_out[c] ? 0 : quantize_one(row[c], inv);
+        if (!is_out[c]) {
+          float a = std::fabs(row[c]);
+          m = (a > m || a != a) ? a : m;  // NaN wins: a row with NaN or inf gives a NaN output row
+        }
+      sx[n] = absmax_scale(m);
+      if (m >= kMinFastAmax && m <= 3.0e38f) {
+        float inv = 127.0f / m;
+        for (int64_t c = 0; c < in; ++c) qx[n * in + c] = is_out[c] ? 0 : quantize_one(row[c], inv);
+      } else {  // tiny, zero or non-finite row: the exact rule (no overflowing inverse; NaN -> 0)
+        for (int64_t c = 0; c < in; ++c) qx[n * in + c] = is_out[c] ? 0 : quantize_exact(row[c], m);
+      }
     }
   });
   const KernelTable& k = kt();

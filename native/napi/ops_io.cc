@@ -14,12 +14,7 @@ static Napi::Value BytesView(const Napi::CallbackInfo& info) {
   Args a(info, "bytesView");
   a.count(1);
   TensorWrap* t = a.tensor(0, "tensor");
-  size_t bytes = static_cast<size_t>(t->numel) * dtype_size(t->dtype);
-  auto* keep = new std::shared_ptr<Storage>(t->storage);
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
-      info.Env(), t->storage->data, bytes,
-      [](Napi::Env, void*, std::shared_ptr<Storage>* hint) { delete hint; }, keep);
-  return Napi::Uint8Array::New(info.Env(), bytes, ab, 0);
+  return storage_bytes_view(info.Env(), t);
 }
 
 void register_io_ops(Napi::Env env, Napi::Object exports) {

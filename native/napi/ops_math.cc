@@ -191,21 +191,31 @@ static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
   TensorWrap* x = args.tensor_f32(1, "x");
   int64_t axis = args.axis(2, "axis", x->shape.size());
   int64_t n = x->shape[axis], outer = 1, inner = 1;
-  for (int64_t k = 0; k < axis; ++k) outer *= x->shape[k];
-  for (size_t k = axis + 1; k < x->shape.size(); ++k) inner *= x->shape[k];
   if (n == 0 && op != ReduceOp::Sum) args.range_error("cannot take the " + name + " of an empty axis");
   Shape s = x->shape;
   s.erase(s.begin() + axis);
   TensorWrap* y;
   Napi::Object out = new_f32(info.Env(), s, &y);
+  // the sizes multiply to at most 2^40 unless empty (checked first)
+  if (y->numel) {
+    for (int64_t k = 0; k < axis; ++k) outer *= x->shape[k];
+    for (size_t k = axis + 1; k < x->shape.size(); ++k) inner *= x->shape[k];
+  }
   if (op == ReduceOp::Max) {
     Napi::Object idx = TensorWrap::Create(info.Env(), DType::I32, s);
+    if (y->numel == 0) {
+      Napi::Array r = Napi::Array::New(info.Env(), 2);
+      r[0u] = out;
+      r[1u] = idx;
+      return r;
+    }
     kt().reduce_axis(op, x->f32(), outer, n, inner, y->f32(), TensorWrap::Unwrap(idx)->i32());
     Napi::Array r = Napi::Array::New(info.Env(), 2);
     r[0u] = out;
     r[1u] = idx;
     return r;
   }
+  if (y->numel == 0) return out;
   if (n == 0) {
     std::memset(y->f32(), 0, y->numel * 4);
     return out;
@@ -225,12 +235,13 @@ static Napi::Value MaxBackward(const Napi::CallbackInfo& info) {
   Shape r = s;
   r.erase(r.begin() + axis);
   if (gy->shape != r || idx->shape != r) args.range_error("gy and idx must have shape " + shape_str(r));
-  int64_t n = s[axis], outer = 1, inner = 1;
-  for (int64_t k = 0; k < axis; ++k) outer *= s[k];
-  for (size_t k = axis + 1; k < s.size(); ++k) inner *= s[k];
   TensorWrap* gx;
   Napi::Object out = new_f32(info.Env(), s, &gx);
   std::memset(gx->f32(), 0, gx->numel * 4);
+  if (gy->numel == 0) return out;  // (outer sizes may be huge when empty)
+  int64_t n = s[axis], outer = 1, inner = 1;
+  for (int64_t k = 0; k < axis; ++k) outer *= s[k];
+  for (size_t k = axis + 1; k < s.size(); ++k) inner *= s[k];
   const int32_t* id = idx->i32();
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
@@ -251,33 +262,36 @@ static void axis_split(const Shape& s, int64_t axis, int64_t* outer, int64_t* n,
 
 // softmax_forward(x, axis, log)
 static Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
-  Args args(info, "softmax");
+  // named after the public op (softmax or logSoftmax)
+  Args args(info, info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value() ? "logSoftmax" : "softmax");
   args.count(3);
   TensorWrap* x = args.tensor_f32(0, "x");
   int64_t axis = args.axis(1, "axis", x->shape.size());
   bool log = args.boolean(2, "log");
-  int64_t outer, n, inner;
-  axis_split(x->shape, axis, &outer, &n, &inner);
   TensorWrap* y;
   Napi::Object out = new_f32(info.Env(), x->shape, &y);
-  if (x->numel) kt().softmax_forward(x->f32(), y->f32(), outer, n, inner, log);
+  if (x->numel == 0) return out;
+  int64_t outer, n, inner;
+  axis_split(x->shape, axis, &outer, &n, &inner);
+  kt().softmax_forward(x->f32(), y->f32(), outer, n, inner, log);
   return out;
 }
 
 // softmax_backward(y, gy, axis, log)
 static Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
-  Args args(info, "softmax_backward");
+  Args args(info, info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value() ? "logSoftmax_backward" : "softmax_backward");
   args.count(4);
   TensorWrap* y = args.tensor_f32(0, "y");
   TensorWrap* gy = args.tensor_f32(1, "gy");
   same_shape(args, y, gy, "y", "gy");
   int64_t axis = args.axis(2, "axis", y->shape.size());
   bool log = args.boolean(3, "log");
-  int64_t outer, n, inner;
-  axis_split(y->shape, axis, &outer, &n, &inner);
   TensorWrap* gx;
   Napi::Object out = new_f32(info.Env(), y->shape, &gx);
-  if (y->numel) kt().softmax_backward(y->f32(), gy->f32(), gx->f32(), outer, n, inner, log);
+  if (y->numel == 0) return out;
+  int64_t outer, n, inner;
+  axis_split(y->shape, axis, &outer, &n, &inner);
+  kt().softmax_backward(y->f32(), gy->f32(), gx->f32(), outer, n, inner, log);
   return out;
 }
 
@@ -358,7 +372,7 @@ static Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
   r[0u] = new_f32(info.Env(), x->shape, &y);
   r[1u] = new_f32(info.Env(), rs, &mean);
   r[2u] = new_f32(info.Env(), rs, &rstd);
-  if (C) kt().layer_norm_forward(x->f32(), w->f32(), b ? b->f32() : nullptr, rows, C, eps, y->f32(), mean->f32(), rstd->f32());
+  if (C && rows) kt().layer_norm_forward(x->f32(), w->f32(), b ? b->f32() : nullptr, rows, C, eps, y->f32(), mean->f32(), rstd->f32());
   return r;
 }
 
@@ -404,7 +418,7 @@ static Napi::Value RmsNormForward(const Napi::CallbackInfo& info) {
   Napi::Array r = Napi::Array::New(info.Env(), 2);
   r[0u] = new_f32(info.Env(), x->shape, &y);
   r[1u] = new_f32(info.Env(), rs, &rstd);
-  if (C) kt().rms_norm_forward(x->f32(), w->f32(), rows, C, eps, y->f32(), rstd->f32());
+  if (C && rows) kt().rms_norm_forward(x->f32(), w->f32(), rows, C, eps, y->f32(), rstd->f32());
   return r;
 }
 

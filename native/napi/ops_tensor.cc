@@ -32,17 +32,27 @@ static Napi::Value FromArray(const Napi::CallbackInfo& info) {
   const float* src32 = nullptr;
   int64_t len = 0;
   if (v.IsTypedArray()) {
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    len = static_cast<int64_t>(ta.ElementLength());
+    // raw info: also works for typed arrays over a SharedArrayBuffer
+    napi_typedarray_type t;
+    size_t elems = 0, byte_offset = 0;
+    void* raw = nullptr;
+    napi_value buf;
+    if (napi_get_typedarray_info(info.Env(), v, &t, &elems, &raw, &buf, &byte_offset) != napi_ok)
+      a.type_error("argument 'data' is not a readable typed array");
+    len = static_cast<int64_t>(elems);
     if (len != n) a.range_error("data has " + std::to_string(len) + " elements but shape " + shape_str(s) + " needs " + std::to_string(n));
-    auto t = ta.TypedArrayType();
+    const uint8_t* base = static_cast<const uint8_t*>(raw);
     if (t == napi_float32_array) {
-      src32 = reinterpret_cast<const float*>(static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+      src32 = reinterpret_cast<const float*>(base);
     } else if (t == napi_float64_array) {
-      src64 = reinterpret_cast<const double*>(static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+      src64 = reinterpret_cast<const double*>(base);
     } else {
+      switch (t) {
+        case napi_int8_array: case napi_uint8_array: case napi_uint8_clamped_array: case napi_int16_array:
+        case napi_uint16_array: case napi_int32_array: case napi_uint32_array: break;
+        default: a.type_error("unsupported typed array type (use Float32Array, Float64Array or an integer array)");
+      }
       tmp.resize(len);
-      const uint8_t* base = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
       for (int64_t i = 0; i < len; ++i) {
         switch (t) {
           case napi_int8_array: tmp[i] = reinterpret_cast<const int8_t*>(base)[i]; break;
@@ -51,7 +61,7 @@ static Napi::Value FromArray(const Napi::CallbackInfo& info) {
           case napi_uint16_array: tmp[i] = reinterpret_cast<const uint16_t*>(base)[i]; break;
           case napi_int32_array: tmp[i] = reinterpret_cast<const int32_t*>(base)[i]; break;
           case napi_uint32_array: tmp[i] = reinterpret_cast<const uint32_t*>(base)[i]; break;
-          default: a.type_error("unsupported typed array type (use Float32Array, Float64Array or an integer array)");
+          default: break;
         }
       }
       src64 = tmp.data();
@@ -60,11 +70,13 @@ static Napi::Value FromArray(const Napi::CallbackInfo& info) {
     Napi::Array arr = v.As<Napi::Array>();
     len = arr.Length();
     if (len != n) a.range_error("data has " + std::to_string(len) + " elements but shape " + shape_str(s) + " needs " + std::to_string(n));
-    tmp.resize(len);
+    // reserve, not resize: a sparse `new Array(2 ** 30)` must fail at its
+    // first hole, not after zero-filling gigabytes
+    tmp.reserve(len);
     for (int64_t i = 0; i < len; ++i) {
       Napi::Value e = arr[static_cast<uint32_t>(i)];
       if (!e.IsNumber()) a.type_error("data[" + std::to_string(i) + "] is not a number");
-      tmp[i] = e.As<Napi::Number>().DoubleValue();
+      tmp.push_back(e.As<Napi::Number>().DoubleValue());
     }
     src64 = tmp.data();
   } else {
@@ -79,6 +91,7 @@ static Napi::Value FromArray(const Napi::CallbackInfo& info) {
         a.range_error("data[" + std::to_string(i) + "] = " + std::to_string(d) + " is not a valid " + dtype_name(dt) + " value");
     }
   }
+  if (n == 0) return TensorWrap::Create(info.Env(), dt, s);
   Napi::Object out = TensorWrap::Create(info.Env(), dt, s);
   TensorWrap* t = TensorWrap::Unwrap(out);
   switch (dt) {
@@ -119,32 +132,34 @@ static Napi::Value ToArray(const Napi::CallbackInfo& info) {
   TensorWrap* t = a.tensor(0, "tensor");
   Napi::Env env = info.Env();
   int64_t n = t->numel;
-  switch (t->dtype) {
-    case DType::F32: {
-      auto arr = Napi::Float32Array::New(env, n);
-      std::memcpy(arr.Data(), t->f32(), n * 4);
-      return arr;
+  bool is_float = t->dtype == DType::F32 || t->dtype == DType::BF16 || t->dtype == DType::F16;
+  size_t es = t->dtype == DType::I8 ? 1 : 4;
+  napi_typedarray_type type = is_float ? napi_float32_array : t->dtype == DType::I32 ? napi_int32_array : napi_int8_array;
+  void* dst = nullptr;
+  napi_value ab = new_array_buffer(env, "toArray", size_t(n) * es, &dst);
+  napi_value arr;
+  if (napi_create_typedarray(env, type, size_t(n), ab, 0, &arr) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
     }
+    a.range_error("cannot make a typed array of " + std::to_string(n) + " elements");
+  }
+  if (n == 0) return Napi::Value(env, arr);
+  switch (t->dtype) {
+    case DType::F32: case DType::I32: std::memcpy(dst, t->raw(), n * 4); break;
+    case DType::I8: std::memcpy(dst, t->raw(), n); break;
     case DType::BF16: case DType::F16: {
-      auto arr = Napi::Float32Array::New(env, n);
       const uint16_t* s = t->data<uint16_t>();
-      float* d = arr.Data();
+      float* d = static_cast<float*>(dst);
       if (t->dtype == DType::BF16) for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
       else for (int64_t i = 0; i < n; ++i) d[i] = f16_to_f32(s[i]);
-      return arr;
-    }
-    case DType::I32: {
-      auto arr = Napi::Int32Array::New(env, n);
-      std::memcpy(arr.Data(), t->i32(), n * 4);
-      return arr;
-    }
-    case DType::I8: {
-      auto arr = Napi::Int8Array::New(env, n);
-      std::memcpy(arr.Data(), t->data<int8_t>(), n);
-      return arr;
+      break;
     }
   }
-  return env.Undefined();
+  return Napi::Value(env, arr);
 }
 
 // fill(t, value): in place
@@ -234,7 +249,7 @@ static Napi::Value Reshape(const Napi::CallbackInfo& info) {
   Shape s = a.shape(1, "shape");
   if (shape_numel(s) != t->numel)
     a.range_error("cannot reshape " + shape_str(t->shape) + " (" + std::to_string(t->numel) + " elements) to " + shape_str(s));
-  return TensorWrap::CreateView(info.Env(), t->storage, t->dtype, s);
+  return TensorWrap::CreateView(info.Env(), t, t->dtype, s);
 }
 
 static Napi::Value Clone(const Napi::CallbackInfo& info) {
@@ -271,6 +286,7 @@ static Napi::Value Permute(const Napi::CallbackInfo& info) {
   Shape os(rank);
   for (int64_t k = 0; k < rank; ++k) os[k] = t->shape[dims[k]];
   Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, os);
+  if (t->numel == 0) return out;
   permute_copy(t->storage->data, TensorWrap::Unwrap(out)->storage->data, t->shape, dims, dtype_size(t->dtype));
   return out;
 }
@@ -295,6 +311,7 @@ static Napi::Value SliceForward(const Napi::CallbackInfo& info) {
   Shape os = t->shape;
   os[axis] = end - start;
   Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, os);
+  if (shape_numel(os) == 0) return out;  // (outer sizes may be huge when empty)
   int64_t outer, inner, es = dtype_size(t->dtype);
   split_axis(t->shape, axis, &outer, &inner);
   const char* src = static_cast<const char*>(t->storage->data);
@@ -320,9 +337,10 @@ static Napi::Value SliceBackward(const Napi::CallbackInfo& info) {
       a.range_error("gy shape " + shape_str(g->shape) + " does not fit in " + shape_str(s) + " at " + std::to_string(start));
   Napi::Object out = TensorWrap::Create(info.Env(), g->dtype, s);
   int64_t outer, inner, es = dtype_size(g->dtype);
-  split_axis(s, axis, &outer, &inner);
   char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
   std::memset(dst, 0, shape_numel(s) * es);
+  if (g->numel == 0) return out;  // (outer sizes may be huge when empty)
+  split_axis(s, axis, &outer, &inner);
   const char* src = static_cast<const char*>(g->storage->data);
   int64_t block = g->shape[axis] * inner * es;
   for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + (o * s[axis] + start) * inner * es, src + o * block, block);
@@ -345,11 +363,13 @@ static Napi::Value ConcatForward(const Napi::CallbackInfo& info) {
     for (size_t k = 0; ok && k < s0.size(); ++k)
       if (int64_t(k) != axis && si[k] != s0[k]) ok = false;
     if (!ok) a.range_error("tensors[" + std::to_string(i) + "] has shape " + shape_str(si) + ", incompatible with " + shape_str(s0) + " along axis " + std::to_string(axis));
+    if (si[axis] > kMaxDim - total) a.range_error("the result would have more than 2^53 - 1 entries along axis " + std::to_string(axis));
     total += si[axis];
   }
   Shape os = s0;
   os[axis] = total;
   Napi::Object out = TensorWrap::Create(info.Env(), ts[0]->dtype, os);
+  if (shape_numel(os) == 0) return out;  // (outer sizes may be huge when empty)
   int64_t outer, inner, es = dtype_size(ts[0]->dtype);
   split_axis(os, axis, &outer, &inner);
   char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
@@ -372,6 +392,7 @@ static Napi::Value Expand(const Napi::CallbackInfo& info) {
   Shape b = broadcast_shapes(a, t->shape, s);
   if (b != s) a.range_error("cannot expand " + shape_str(t->shape) + " to " + shape_str(s));
   Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, s);
+  if (shape_numel(s) == 0) return out;
   expand_copy(t->storage->data, t->shape, TensorWrap::Unwrap(out)->storage->data, s, dtype_size(t->dtype));
   return out;
 }
@@ -387,9 +408,10 @@ static Napi::Value SumTo(const Napi::CallbackInfo& info) {
   Napi::Object out = TensorWrap::Create(info.Env(), DType::F32, s);
   float* y = TensorWrap::Unwrap(out)->f32();
   int64_t n_out = shape_numel(s);
+  std::memset(y, 0, n_out * 4);
+  if (t->numel == 0) return out;  // zeros (and outer sizes may be huge)
   // y is the broadcast operand: accumulate x into it, one merged row at a time
   BroadcastPlan p = plan_broadcast(t->shape, {t->shape, s});
-  std::memset(y, 0, n_out * 4);
   const float* x = t->f32();
   int64_t inner = p.inner(), s_in = p.strides[1].back();
   int64_t outer = p.outer();
@@ -416,21 +438,21 @@ static Napi::Value SumTo(const Napi::CallbackInfo& info) {
 }
 
 void register_tensor_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
-  exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
-  exports.Set("toArray", Napi::Function::New(env, ToArray, "toArray"));
-  exports.Set("fill", Napi::Function::New(env, Fill, "fill"));
-  exports.Set("rand", Napi::Function::New(env, Rand, "rand"));
-  exports.Set("randn", Napi::Function::New(env, Randn, "randn"));
-  exports.Set("cast", Napi::Function::New(env, Cast, "cast"));
-  exports.Set("reshape", Napi::Function::New(env, Reshape, "reshape"));
-  exports.Set("clone", Napi::Function::New(env, Clone, "clone"));
-  exports.Set("permute_forward", Napi::Function::New(env, Permute, "permute_forward"));
-  exports.Set("slice_forward", Napi::Function::New(env, SliceForward, "slice_forward"));
-  exports.Set("slice_backward", Napi::Function::New(env, SliceBackward, "slice_backward"));
-  exports.Set("concat_forward", Napi::Function::New(env, ConcatForward, "concat_forward"));
-  exports.Set("expand", Napi::Function::New(env, Expand, "expand"));
-  exports.Set("sum_to", Napi::Function::New(env, SumTo, "sum_to"));
+  define<Empty>(env, exports, "empty", "empty");
+  define<FromArray>(env, exports, "fromArray", "fromArray");
+  define<ToArray>(env, exports, "toArray", "toArray");
+  define<Fill>(env, exports, "fill", "fill");
+  define<Rand>(env, exports, "rand", "rand");
+  define<Randn>(env, exports, "randn", "randn");
+  define<Cast>(env, exports, "cast", "cast");
+  define<Reshape>(env, exports, "reshape", "reshape");
+  define<Clone>(env, exports, "clone", "clone");
+  define<Permute>(env, exports, "permute_forward", "permute");
+  define<SliceForward>(env, exports, "slice_forward", "slice");
+  define<SliceBackward>(env, exports, "slice_backward", "slice_backward");
+  define<ConcatForward>(env, exports, "concat_forward", "concat");
+  define<Expand>(env, exports, "expand", "expand");
+  define<SumTo>(env, exports, "sum_to", "sumTo");
 }
 
 }  // namespace tk

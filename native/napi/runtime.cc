@@ -1,5 +1,6 @@
 // Runtime bindings: backend description, ISA and thread control, and the
 // machine-limit probes used by bench/ (FMA peak, copy bandwidth).
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -93,7 +94,9 @@ static Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
 static Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
   Args a(info, "copyBandwidth");
   a.count(2);
-  int64_t bytes = a.integer(0, "bytes", 1 << 12, int64_t(1) << 34);
+  // at most 2^34 bytes and a quarter of the memory (src and dst are both touched)
+  int64_t max_bytes = std::min<int64_t>(int64_t(1) << 34, int64_t(physical_memory_bytes() / 4));
+  int64_t bytes = a.integer(0, "bytes", 1 << 12, max_bytes);
   int64_t reps = a.integer(1, "reps", 1, 1 << 20);
   std::vector<char> src(bytes, 1), dst(bytes, 0);
   auto once = [&] {
@@ -115,12 +118,12 @@ static Napi::Value Noop(const Napi::CallbackInfo& info) {
 }
 
 void register_runtime(Napi::Env env, Napi::Object exports) {
-  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
-  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
-  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak, "fmaPeak"));
-  exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth, "copyBandwidth"));
-  exports.Set("noop", Napi::Function::New(env, Noop, "noop"));
+  define<BackendInfo>(env, exports, "backendInfo", "backendInfo");
+  define<SetIsa>(env, exports, "setIsa", "setIsa");
+  define<SetThreads>(env, exports, "setThreads", "setThreads");
+  define<FmaPeak>(env, exports, "fmaPeak", "fmaPeak");
+  define<CopyBandwidth>(env, exports, "copyBandwidth", "copyBandwidth");
+  define<Noop>(env, exports, "noop", "noop");
 }
 
 }  // namespace tk

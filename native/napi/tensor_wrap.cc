@@ -1,18 +1,270 @@
 #include "tensor_wrap.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 namespace tk {
 
+// ---------------------------------------------------------------- layout
+// Storage ArrayBuffer: [StorageHeader][MetaHeader of the tensor that allocated
+// it][pad to 64][data bytes]. That tensor's meta (its private field, see
+// kClassSource) is the storage ArrayBuffer itself. A view (reshape) has a meta
+// ArrayBuffer of its own (a MetaHeader) whose property "storage" references
+// the storage ArrayBuffer; neither is reachable from JavaScript.
+struct StorageHeader {
+  uint64_t magic;
+  int64_t live;    // tensor objects (views) using the storage that are not disposed
+  int64_t pinned;  // a bytesView exists: never detach, the GC frees it
+};
+
 namespace {
-// Distinguishes our tensors from any other wrapped object (napi_type_tag).
-const napi_type_tag kTensorTag = {0x7475'6e65'6b69'7400ull, 0x7465'6e73'6f72'0001ull};
+constexpr uint64_t kStorageMagic = 0x746b53746f726167ull;
+constexpr uint64_t kMetaMagic = 0x746b4d6574610001ull;
+
+struct MetaHeader {
+  uint64_t magic;
+  int32_t dtype;
+  int32_t ndim;
+  int32_t disposed;
+  int32_t pad;
+  int64_t numel;
+  uint64_t bytes;
+  void* data;
+  StorageHeader* storage;
+  int64_t shape[1];  // ndim entries (at least one slot)
+};
+
+size_t meta_bytes(size_t ndim) { return offsetof(MetaHeader, shape) + sizeof(int64_t) * (ndim ? ndim : 1); }
 
 struct AddonData {
-  Napi::FunctionReference tensor_ctor;
+  Napi::FunctionReference ctor;          // NativeTensor
+  Napi::FunctionReference make;          // make(meta) -> a new tensor object holding meta
+  Napi::FunctionReference meta;          // meta(obj) -> its meta ArrayBuffer, or undefined
+  Napi::FunctionReference array_buffer;  // the ArrayBuffer constructor (throws on failure)
 };
+
+// The NativeTensor class. Each tensor object keeps its meta ArrayBuffer in a
+// JS private field (#m): unreachable from any other code, and freed with the
+// object by the garbage collector (no native finalizer involved; a WeakMap
+// would do too, but its ephemeron write barriers cost more than the rest of a
+// small op). `make` and `meta` are closures that only this addon holds. A
+// `new NativeTensor()` from JS has no meta: a disposed shell.
+const char* kClassSource = R"JS((function () {
+  'use strict';
+  const construct = Reflect.construct;
+  let make, meta;
+  const Fields = class NativeTensor {
+    #m = undefined;
+    static {
+      make = (m) => {
+        const t = new Fields();
+        t.#m = m;
+        return t;
+      };
+      meta = (t) => (t !== null && (typeof t === 'object' || typeof t === 'function') && #m in t ? t.#m : undefined);
+    }
+  };
+  // the exported constructor: a function (so that a call without `new` can
+  // throw a message that names it) sharing the class's prototype
+  function NativeTensor() {
+    if (new.target === undefined) throw new TypeError("NativeTensor: the constructor must be called with 'new'");
+    return new.target === NativeTensor ? new Fields() : construct(Fields, [], new.target);
+  }
+  NativeTensor.prototype = Fields.prototype;
+  Object.defineProperty(Fields.prototype, 'constructor', { value: NativeTensor, writable: true, configurable: true });
+  return [NativeTensor, make, meta];
+})())JS";
+
+AddonData* addon(napi_env env) { return Napi::Env(env).GetInstanceData<AddonData>(); }
+
+thread_local CallScope* t_scope = nullptr;
+thread_local int t_depth = 0;
+
+void check(napi_env env, napi_status s, const char* op, const char* what) {
+  if (s == napi_ok) return;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) {
+    napi_value e;
+    napi_get_and_clear_last_exception(env, &e);
+  }
+  throw_range(env, op, std::string("internal error: ") + what);
+}
+
+const char* current_op() { return t_scope ? t_scope->op : "tensor"; }
+
+// A tensor object's metadata, or nullptr when obj is not a live tensor.
+// *is_tensor tells whether obj is a NativeTensor at all (a disposed tensor or
+// a `new NativeTensor()` shell is one). *meta_out: its meta ArrayBuffer.
+MetaHeader* lookup(napi_env env, napi_value obj, napi_value* meta_out, bool* is_tensor) {
+  *is_tensor = false;
+  napi_valuetype t;
+  if (napi_typeof(env, obj, &t) != napi_ok || (t != napi_object && t != napi_function)) return nullptr;
+  AddonData* d = addon(env);
+  Napi::Value meta = d->meta.Call({Napi::Value(env, obj)});
+  void* p = nullptr;
+  size_t len = 0;
+  if (!meta.IsArrayBuffer() || napi_get_arraybuffer_info(env, meta, &p, &len) != napi_ok || !p ||
+      len < sizeof(uint64_t)) {
+    // not ours, a shell, or a tensor whose storage has been freed (disposed)
+    bool inst = false;
+    if (napi_instanceof(env, obj, d->ctor.Value(), &inst) != napi_ok) {
+      // a Proxy trap or Symbol.hasInstance threw: not one of ours
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value e;
+        napi_get_and_clear_last_exception(env, &e);
+      }
+      inst = false;
+    }
+    *is_tensor = inst;
+    return nullptr;
+  }
+  *is_tensor = true;
+  MetaHeader* m = nullptr;
+  if (*static_cast<uint64_t*>(p) == kStorageMagic && len >= sizeof(StorageHeader) + offsetof(MetaHeader, shape))
+    m = reinterpret_cast<MetaHeader*>(static_cast<char*>(p) + sizeof(StorageHeader));
+  else if (*static_cast<uint64_t*>(p) == kMetaMagic && len >= offsetof(MetaHeader, shape))
+    m = static_cast<MetaHeader*>(p);
+  if (!m || m->magic != kMetaMagic) return nullptr;
+  if (meta_out) *meta_out = meta;
+  return m;
+}
+
+void fill_snapshot(TensorWrap* t, napi_value obj, napi_value meta, const MetaHeader* m) {
+  t->dtype = static_cast<DType>(m->dtype);
+  t->shape.assign(m->shape, m->shape + m->ndim);
+  t->numel = m->numel;
+  t->storage->data = m->data;
+  t->storage->bytes = m->bytes;
+  t->object = obj;
+  t->meta = meta;
+  t->header = m->storage;
+  t->disposed = m->disposed != 0;
+}
+
+}  // namespace
+
+// An ArrayBuffer of `bytes` bytes; a RangeError naming `op` when it cannot be had.
+napi_value new_array_buffer(napi_env env, const char* op, size_t bytes, void** data) {
+  napi_value ab;
+  if (bytes <= (size_t(1) << 20)) {
+    // small: cannot fail short of the whole process running out of memory
+    check(env, napi_create_arraybuffer(env, bytes, data, &ab), op, "napi_create_arraybuffer");
+    return ab;
+  }
+  // large: through the JS constructor, which throws a RangeError on failure
+  // (napi_create_arraybuffer aborts the process instead)
+  AddonData* d = addon(env);
+  try {
+    ab = d->array_buffer.New({Napi::Number::New(env, double(bytes))});
+  } catch (const Napi::Error& e) {
+    throw_range(env, op, "cannot allocate " + std::to_string(bytes) + " bytes (" + e.Message() + ")");
+  }
+  size_t len = 0;
+  check(env, napi_get_arraybuffer_info(env, ab, data, &len), op, "napi_get_arraybuffer_info");
+  return ab;
+}
+
+namespace {
+
+void fill_meta(MetaHeader* m, StorageHeader* sh, void* data, DType dtype, const Shape& shape, int64_t numel) {
+  m->magic = kMetaMagic;
+  m->dtype = static_cast<int32_t>(dtype);
+  m->ndim = static_cast<int32_t>(shape.size());
+  m->disposed = 0;
+  m->numel = numel;
+  m->bytes = static_cast<uint64_t>(numel) * dtype_size(dtype);
+  m->data = data;
+  m->storage = sh;
+  for (size_t k = 0; k < shape.size(); ++k) m->shape[k] = shape[k];
+}
+
+// A new tensor object holding `meta` (header m, already filled).
+Napi::Object make_object(napi_env env, napi_value meta, MetaHeader* m) {
+  AddonData* d = addon(env);
+  Napi::Object obj = d->make.Call({Napi::Value(env, meta)}).As<Napi::Object>();
+  ++m->storage->live;
+  if (t_scope) fill_snapshot(t_scope->add(), obj, meta, m);
+  return obj;
+}
+
+// The storage ArrayBuffer of a tensor snapshot.
+napi_value storage_buffer(napi_env env, const TensorWrap* t, const char* op) {
+  void* p = nullptr;
+  size_t len = 0;
+  napi_get_arraybuffer_info(env, t->meta, &p, &len);
+  if (p && *static_cast<uint64_t*>(p) == kStorageMagic) return t->meta;  // the tensor that allocated it
+  napi_value ab;
+  check(env, napi_get_named_property(env, t->meta, "storage", &ab), op, "napi_get_named_property");
+  bool is_ab = false;
+  napi_is_arraybuffer(env, ab, &is_ab);
+  if (!is_ab) throw_type(env, op, "the tensor has been disposed");
+  return ab;
+}
+
+MetaHeader* this_tensor(const Napi::CallbackInfo& info, const char* op, napi_value* meta) {
+  bool is_tensor = false;
+  MetaHeader* m = lookup(info.Env(), info.This(), meta, &is_tensor);
+  if (!is_tensor) throw_type(info.Env(), op, "'this' is not a tensor");
+  return m;
+}
+
+Napi::Value GetShape(const Napi::CallbackInfo& info) {
+  MetaHeader* m = this_tensor(info, "shape", nullptr);
+  Napi::Env env = info.Env();
+  size_t n = m ? size_t(m->ndim) : 0;
+  Napi::Array a = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; ++i) a[uint32_t(i)] = Napi::Number::New(env, double(m->shape[i]));
+  return a;
+}
+
+Napi::Value GetDType(const Napi::CallbackInfo& info) {
+  MetaHeader* m = this_tensor(info, "dtype", nullptr);
+  return Napi::String::New(info.Env(), dtype_name(m ? static_cast<DType>(m->dtype) : DType::F32));
+}
+
+Napi::Value GetDisposed(const Napi::CallbackInfo& info) {
+  MetaHeader* m = this_tensor(info, "disposed", nullptr);
+  return Napi::Boolean::New(info.Env(), !m || m->disposed);
+}
+
+// dispose(): idempotent. The storage is detached (freed) when the last live
+// view lets go, unless a bytesView pins it or a native call is in progress
+// (re-entrant JS inside a binding: the call may still read the memory; the
+// garbage collector frees it later).
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  napi_value meta = nullptr;
+  MetaHeader* m = this_tensor(info, "dispose", &meta);
+  if (!m || m->disposed) return info.Env().Undefined();
+  m->disposed = 1;
+  StorageHeader* sh = m->storage;
+  bool own = static_cast<void*>(sh) == static_cast<void*>(reinterpret_cast<char*>(m) - sizeof(StorageHeader));
+  if (t_depth > 0) return info.Env().Undefined();
+  bool detach = --sh->live == 0 && !sh->pinned;
+  napi_value ab = meta;
+  if (!own) {
+    // a view: let go of the storage
+    m->storage = nullptr;
+    m->data = nullptr;
+    if (napi_get_named_property(env, meta, "storage", &ab) != napi_ok) return info.Env().Undefined();
+    bool deleted;
+    napi_value key;
+    napi_create_string_utf8(env, "storage", NAPI_AUTO_LENGTH, &key);
+    napi_delete_property(env, meta, key, &deleted);
+  }
+  // frees the memory now (the headers in it go too: lookups then see a
+  // detached buffer, which reads as a disposed tensor)
+  if (detach) napi_detach_arraybuffer(env, ab);
+  return info.Env().Undefined();
+}
 }  // namespace
 
 const char* dtype_name(DType d) {
@@ -46,6 +298,8 @@ bool parse_dtype(const std::string& s, DType* out) {
 }
 
 int64_t shape_numel(const Shape& s) {
+  for (int64_t d : s)
+    if (d == 0) return 0;  // before any product of huge sizes can overflow
   int64_t n = 1;
   for (int64_t d : s) n *= d;
   return n;
@@ -57,73 +311,132 @@ std::string shape_str(const Shape& s) {
   return r + "]";
 }
 
-Storage::Storage(napi_env e, size_t n) : bytes(n), env(e) {
-  size_t rounded = (n + 63) & ~size_t(63);
-  data = std::aligned_alloc(64, rounded ? rounded : 64);
-  if (!data) throw std::bad_alloc();
-  int64_t adjusted;
-  napi_adjust_external_memory(env, static_cast<int64_t>(bytes), &adjusted);
+// Physical memory, or the container's limit (cgroup v2 or v1) when lower.
+uint64_t physical_memory_bytes() {
+  static const uint64_t bytes = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    uint64_t b = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : uint64_t(1) << 62;
+    for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+      std::ifstream f(path);
+      unsigned long long limit = 0;
+      if (f >> limit && limit > 0 && limit < b) b = limit;  // "max" fails to parse: no limit
+    }
+    return b;
+  }();
+  return bytes;
 }
 
-Storage::~Storage() {
-  std::free(data);
-  int64_t adjusted;
-  // env may be tearing down with the addon; adjusting is harmless then.
-  if (env) napi_adjust_external_memory(env, -static_cast<int64_t>(bytes), &adjusted);
+// ---------------------------------------------------------------- call scopes
+CallScope::CallScope(const Napi::CallbackInfo* call, const char* op_name) : op(op_name), info(call), prev_(t_scope) {
+  t_scope = this;
+  ++t_depth;
+}
+CallScope::~CallScope() {
+  t_scope = prev_;
+  --t_depth;
+}
+CallScope* CallScope::current() { return t_scope; }
+int CallScope::depth() { return t_depth; }
+TensorWrap* CallScope::add() { return &tensors_.emplace_back(); }
+TensorWrap* CallScope::find(napi_value obj) const {
+  for (auto it = tensors_.rbegin(); it != tensors_.rend(); ++it)
+    if (it->object == obj) return const_cast<TensorWrap*>(&*it);
+  return nullptr;
 }
 
+// ---------------------------------------------------------------- tensors
 Napi::Function TensorWrap::Init(Napi::Env env) {
-  Napi::Function ctor =
-      DefineClass(env, "NativeTensor",
-                  {InstanceAccessor<&TensorWrap::GetShape>("shape"),
-                   InstanceAccessor<&TensorWrap::GetDType>("dtype"),
-                   InstanceAccessor<&TensorWrap::GetDisposed>("disposed"),
-                   InstanceMethod<&TensorWrap::Dispose>("dispose")});
+  napi_value script, result;
+  check(env, napi_create_string_utf8(env, kClassSource, NAPI_AUTO_LENGTH, &script), "NativeTensor", "napi_create_string_utf8");
+  check(env, napi_run_script(env, script, &result), "NativeTensor", "napi_run_script");
+  Napi::Array parts(env, result);
+  Napi::Function ctor = parts.Get(0u).As<Napi::Function>();
+  Napi::Object proto = ctor.Get("prototype").As<Napi::Object>();
+  proto.DefineProperties({
+      Napi::PropertyDescriptor::Accessor<GetShape>("shape", napi_configurable),
+      Napi::PropertyDescriptor::Accessor<GetDType>("dtype", napi_configurable),
+      Napi::PropertyDescriptor::Accessor<GetDisposed>("disposed", napi_configurable),
+      Napi::PropertyDescriptor::Value("dispose", Napi::Function::New<Dispose>(env, "dispose"), napi_default_method),
+  });
   auto* data = new AddonData();
-  data->tensor_ctor = Napi::Persistent(ctor);
+  data->ctor = Napi::Persistent(ctor);
+  data->make = Napi::Persistent(parts.Get(1u).As<Napi::Function>());
+  data->meta = Napi::Persistent(parts.Get(2u).As<Napi::Function>());
+  data->array_buffer = Napi::Persistent(env.Global().Get("ArrayBuffer").As<Napi::Function>());
   env.SetInstanceData<AddonData>(data);
   return ctor;
 }
 
-TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
-  // Constructed only from native code (Create); a `new` from JS yields a disposed shell.
-  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
-  disposed = true;
-}
-
 Napi::Object TensorWrap::Create(Napi::Env env, DType dtype, const Shape& shape) {
+  const char* op = current_op();
+  double total = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || d > kMaxDim)
+      throw_range(env, op, "result shape " + shape_str(shape) + " has a size out of range [0, 2^53 - 1]");
+    total *= double(d);
+  }
+  if (total > double(kMaxElements))
+    throw_range(env, op, "result shape " + shape_str(shape) + " has more than 2^40 elements");
   int64_t n = shape_numel(shape);
-  auto storage = std::make_shared<Storage>(env, static_cast<size_t>(n) * dtype_size(dtype));
-  return CreateView(env, std::move(storage), dtype, shape);
+  uint64_t bytes = uint64_t(n) * dtype_size(dtype);
+  if (bytes > physical_memory_bytes())
+    throw_range(env, op, "a " + std::string(dtype_name(dtype)) + " tensor of shape " + shape_str(shape) + " needs " +
+                             std::to_string(bytes) + " bytes, more than the " + std::to_string(physical_memory_bytes()) +
+                             " bytes of memory of this machine");
+  size_t head = sizeof(StorageHeader) + meta_bytes(shape.size());
+  void* base = nullptr;
+  napi_value ab = new_array_buffer(env, op, head + 64 + bytes, &base);
+  StorageHeader* sh = static_cast<StorageHeader*>(base);
+  sh->magic = kStorageMagic;
+  sh->live = 0;
+  sh->pinned = 0;
+  uintptr_t p = reinterpret_cast<uintptr_t>(base) + head;
+  void* data = reinterpret_cast<void*>((p + 63) & ~uintptr_t(63));
+  MetaHeader* m = reinterpret_cast<MetaHeader*>(static_cast<char*>(base) + sizeof(StorageHeader));
+  fill_meta(m, sh, data, dtype, shape, n);
+  return make_object(env, ab, m);
 }
 
-Napi::Object TensorWrap::CreateView(Napi::Env env, std::shared_ptr<Storage> storage, DType dtype,
-                                    const Shape& shape) {
-  Napi::Object obj = env.GetInstanceData<AddonData>()->tensor_ctor.New({});
-  TensorWrap* t = Unwrap(obj);
-  t->storage = std::move(storage);
-  t->dtype = dtype;
-  t->shape = shape;
-  t->numel = shape_numel(shape);
-  t->disposed = false;
-  return obj;
+Napi::Object TensorWrap::CreateView(Napi::Env env, const TensorWrap* src, DType dtype, const Shape& shape) {
+  const char* op = current_op();
+  int64_t n = shape_numel(shape);
+  if (uint64_t(n) * dtype_size(dtype) != src->storage->bytes)
+    throw_range(env, op, "a view must keep the byte size of its tensor");
+  napi_value storage_ab = storage_buffer(env, src, op);
+  void* mp = nullptr;
+  napi_value meta;
+  check(env, napi_create_arraybuffer(env, meta_bytes(shape.size()), &mp, &meta), op, "napi_create_arraybuffer");
+  MetaHeader* m = static_cast<MetaHeader*>(mp);
+  fill_meta(m, src->header, src->raw(), dtype, shape, n);
+  check(env, napi_set_named_property(env, meta, "storage", storage_ab), op, "napi_set_named_property");
+  return make_object(env, meta, m);
 }
 
-Napi::Value TensorWrap::GetShape(const Napi::CallbackInfo& info) {
-  Napi::Array a = Napi::Array::New(info.Env(), shape.size());
-  for (size_t i = 0; i < shape.size(); ++i) a[i] = Napi::Number::New(info.Env(), double(shape[i]));
-  return a;
+TensorWrap* TensorWrap::Unwrap(Napi::Object obj) {
+  if (!t_scope) return nullptr;
+  if (TensorWrap* t = t_scope->find(obj)) return t;
+  napi_value meta = nullptr;
+  bool is_tensor = false;
+  MetaHeader* m = lookup(obj.Env(), obj, &meta, &is_tensor);
+  if (!m) return nullptr;
+  TensorWrap* t = t_scope->add();
+  fill_snapshot(t, obj, meta, m);
+  return t;
 }
-Napi::Value TensorWrap::GetDType(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), dtype_name(dtype));
-}
-Napi::Value TensorWrap::GetDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), disposed);
-}
-Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
-  storage.reset();  // memory goes when the last view lets go
-  disposed = true;
-  return info.Env().Undefined();
+
+Napi::Value storage_bytes_view(Napi::Env env, TensorWrap* t) {
+  const char* op = current_op();
+  napi_value ab = storage_buffer(env, t, op);
+  t->header->pinned = 1;
+  // An external ArrayBuffer over the bytes, holding a reference to the
+  // storage: detaching or transferring it never frees the tensor's memory.
+  napi_ref ref;
+  check(env, napi_create_reference(env, ab, 1, &ref), op, "napi_create_reference");
+  size_t bytes = t->storage->bytes;
+  Napi::ArrayBuffer view = Napi::ArrayBuffer::New(
+      env, t->raw(), bytes, [](Napi::Env e, void*, napi_ref* r) { napi_delete_reference(e, *r); delete r; },
+      new napi_ref(ref));
+  return Napi::Uint8Array::New(env, bytes, view, 0);
 }
 
 // ---------------------------------------------------------------- validation
@@ -134,20 +447,32 @@ void throw_range(Napi::Env env, const std::string& op, const std::string& msg) {
   throw Napi::RangeError::New(env, op + ": " + msg);
 }
 
+Args::Args(const Napi::CallbackInfo& i, const char* op_name) : info(i), op(op_name) {
+  // the first Args of a native call opens its scope (a re-entrant call, made
+  // by JS that runs inside another binding, gets a scope of its own)
+  if (!t_scope || t_scope->info != &i) scope_ = std::make_shared<CallScope>(&i, op_name);
+  else t_scope->op = op_name;
+}
+
 void Args::count(size_t n) const {
   if (info.Length() < n)
     type_error("expected " + std::to_string(n) + " arguments, got " + std::to_string(info.Length()));
 }
 
-TensorWrap* Args::tensor(size_t i, const char* name) const {
-  Napi::Value v = info[i];
-  if (!v.IsObject()) type_error(std::string("argument '") + name + "' must be a tensor");
-  Napi::Object o = v.As<Napi::Object>();
-  if (!o.CheckTypeTag(&kTensorTag)) type_error(std::string("argument '") + name + "' must be a tensor");
-  TensorWrap* t = TensorWrap::Unwrap(o);
-  if (!t || t->disposed || !t->storage)
-    type_error(std::string("argument '") + name + "' is a disposed tensor");
+TensorWrap* Args::tensor_value(Napi::Value v, const std::string& what) const {
+  napi_value meta = nullptr;
+  bool is_tensor = false;
+  MetaHeader* m = lookup(env(), v, &meta, &is_tensor);
+  if (!is_tensor) type_error(what + " must be a tensor");
+  if (!m || m->disposed) type_error(what + " is a disposed tensor");
+  if (!t_scope) type_error("internal error: no call scope");
+  TensorWrap* t = t_scope->add();
+  fill_snapshot(t, v, meta, m);
   return t;
+}
+
+TensorWrap* Args::tensor(size_t i, const char* name) const {
+  return tensor_value(info[i], std::string("argument '") + name + "'");
 }
 
 TensorWrap* Args::tensor_or_null(size_t i, const char* name) const {
@@ -183,8 +508,8 @@ int64_t Args::integer(size_t i, const char* name, int64_t lo, int64_t hi) const 
   if (!std::isfinite(d) || d != std::floor(d))
     range_error(std::string("argument '") + name + "' must be an integer, got " + std::to_string(d));
   if (d < double(lo) || d > double(hi))
-    range_error(std::string("argument '") + name + "' = " + std::to_string(int64_t(d)) +
-                " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    range_error(std::string("argument '") + name + "' = " + std::to_string(d) + " is out of range [" +
+                std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return static_cast<int64_t>(d);
 }
 
@@ -204,14 +529,17 @@ Shape Args::shape(size_t i, const char* name) const {
   if (a.Length() > 16) range_error(std::string("'") + name + "' has more than 16 dimensions");
   Shape s(a.Length());
   double total = 1;
-  for (uint32_t k = 0; k < a.Length(); ++k) {
+  for (uint32_t k = 0; k < a.Length() && k < s.size(); ++k) {
     Napi::Value v = a[k];
     if (!v.IsNumber()) type_error(std::string("'") + name + "' must contain only numbers");
     double d = v.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || d != std::floor(d) || d < 0)
       range_error(std::string("'") + name + "' must contain non-negative integers, got " +
-                  (std::isnan(d) ? std::string("NaN") : std::to_string(d)) + " at dimension " +
-                  std::to_string(k));
+                  (std::isnan(d) ? std::string("NaN") : std::to_string(d)) + " at dimension " + std::to_string(k));
+    // each size on its own too: [0, 1e300] has no elements but no int64 size
+    if (d > double(kMaxDim))
+      range_error(std::string("'") + name + "' has size " + std::to_string(d) + " at dimension " + std::to_string(k) +
+                  ", more than the limit of 2^53 - 1");
     total *= d;
     s[k] = static_cast<int64_t>(d);
   }
@@ -224,16 +552,15 @@ Shape Args::shape(size_t i, const char* name) const {
 std::vector<TensorWrap*> Args::tensor_list(size_t i, const char* name) const {
   if (!info[i].IsArray()) type_error(std::string("argument '") + name + "' must be an array of tensors");
   Napi::Array a = info[i].As<Napi::Array>();
+  // read every element first (a getter may run JS), then snapshot them
+  std::vector<Napi::Value> vals;
+  uint32_t n = a.Length();
+  if (n > (1u << 20)) range_error(std::string("'") + name + "' has more than 2^20 tensors");
+  vals.reserve(n);
+  for (uint32_t k = 0; k < n; ++k) vals.push_back(a[k]);
   std::vector<TensorWrap*> out;
-  for (uint32_t k = 0; k < a.Length(); ++k) {
-    Napi::Value v = a[k];
-    if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kTensorTag))
-      type_error(std::string("'") + name + "[" + std::to_string(k) + "]' must be a tensor");
-    TensorWrap* t = TensorWrap::Unwrap(v.As<Napi::Object>());
-    if (t->disposed || !t->storage)
-      type_error(std::string("'") + name + "[" + std::to_string(k) + "]' is a disposed tensor");
-    out.push_back(t);
-  }
+  for (uint32_t k = 0; k < n; ++k)
+    out.push_back(tensor_value(vals[k], std::string("'") + name + "[" + std::to_string(k) + "]'"));
   return out;
 }
 

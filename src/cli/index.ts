@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-// The tunekit command line: `tunekit generate --model DIR --prompt "..."`.
+// The tunekit command line:
+//   tunekit generate --model DIR --prompt "..."
+//   tunekit train --config run.yaml [--resume] [--<field> VALUE ...]   (every config field is a flag)
+//   tunekit eval --model DIR [--adapter DIR] --data FILE
+//   tunekit merge --model DIR --adapter DIR --out DIR
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -78,8 +82,10 @@ export function buildCli(): Command {
     .description('fine-tune a model on a JSONL file (full or LoRA); every config field is also a flag')
     .option('--config <file>', 'run configuration (YAML or JSON)')
     .option('--resume', 'continue from the newest checkpoint in outDir')
-    .option('--quiet', 'no progress output');
-  for (const [field, spec] of Object.entries(FIELDS)) trainCmd.option(`${flagName(field)} <value>`, spec.help);
+    .option('--quiet', 'no progress output')
+    .option('--stop-after-step <n>', 'stop after step N with a checkpoint, as if interrupted (continue with --resume)', int('--stop-after-step'));
+  // booleans take an optional value: --packing is --packing true
+  for (const [field, spec] of Object.entries(FIELDS)) trainCmd.option(`${flagName(field)} ${spec.kind === 'bool' ? '[value]' : '<value>'}`, spec.help);
   trainCmd.action(async (o: Record<string, unknown>) => {
     const fileValues = o.config ? readConfigFile(String(o.config)) : {};
     const flags: Record<string, string> = {};
@@ -88,12 +94,16 @@ export function buildCli(): Command {
       if (o[key] !== undefined) flags[field] = String(o[key]);
     }
     const cfg = resolveConfig(fileValues, flags, o.config ? String(o.config) : undefined);
-    const r = await train(cfg, { resume: Boolean(o.resume), quiet: Boolean(o.quiet) });
+    const stopAfterStep = o.stopAfterStep as number | undefined;
+    const r = await train(cfg, { resume: Boolean(o.resume), quiet: Boolean(o.quiet), ...(stopAfterStep !== undefined ? { stopAfterStep } : {}) });
     const last = r.evals[r.evals.length - 1];
     console.log(
       `${r.interrupted ? 'interrupted' : r.stoppedEarly ? 'stopped early' : 'done'} at step ${r.step}/${r.totalSteps}: loss ${r.lastLoss.toFixed(4)}` +
         (last ? `, eval loss ${last.eval_loss.toFixed(4)} (ppl ${last.eval_ppl.toFixed(2)})` : '') +
-        `; outputs in ${r.outDir}`,
+        (r.skippedSteps ? `, ${r.skippedSteps} non-finite step(s) skipped` : '') +
+        (r.skippedLines ? `, ${r.skippedLines} bad data line(s) skipped` : '') +
+        `; outputs in ${r.outDir}` +
+        (r.interrupted ? ' (continue with --resume)' : ''),
     );
   });
 
@@ -127,8 +137,9 @@ export function buildCli(): Command {
     .description('fine-tune the embedded base model with LoRA on the bundled sentiment task; loss and accuracy before and after')
     .option('--out <dir>', 'run directory', 'runs/quickstart')
     .option('--steps <n>', 'optimizer steps', int('--steps'), 150)
+    .option('--base-model <dir>', 'base model directory (default: the embedded one)')
     .action(async (o) => {
-      await quickstart({ outDir: o.out, steps: o.steps });
+      await quickstart({ outDir: o.out, steps: o.steps, baseModel: o.baseModel });
     });
 
   program

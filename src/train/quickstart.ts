@@ -48,21 +48,24 @@ function readTask(path: string): TaskExample[] {
 
 export interface QuickstartOptions {
   outDir: string;
+  /** base model directory (default: the embedded one, assets/base-model) */
+  baseModel?: string;
   steps?: number;
   quiet?: boolean;
 }
 
 export async function quickstart(o: QuickstartOptions): Promise<{ before: { loss: number; accuracy: number }; after: { loss: number; accuracy: number } }> {
-  if (!existsSync(join(BASE_MODEL_DIR, 'model.safetensors'))) throw new Error(`${BASE_MODEL_DIR}: the embedded base model is missing`);
+  const base = o.baseModel ?? BASE_MODEL_DIR;
+  if (!existsSync(join(base, 'model.safetensors'))) throw new Error(`${base}: the base model is missing`);
   const valid = join(TASK_DIR, 'valid.jsonl');
   const task = readTask(valid);
   const labels = [...new Set(task.map((e) => e.completion))].sort();
   const measure = (adapter?: string) => {
-    const model = loadModel(BASE_MODEL_DIR) as PreTrainedModel;
+    const model = loadModel(base) as PreTrainedModel;
     model.tokenizer ??= byteTokenizer();
     if (adapter) loadAdapter(model, adapter);
     const accuracy = labelAccuracy(model, task, labels);
-    const { loss } = evaluateModelOnFile({ model: BASE_MODEL_DIR, data: valid, adapter, tokenizer: existsSync(join(BASE_MODEL_DIR, 'tokenizer.json')) ? undefined : 'byte', seqLen: 256, batchSize: 16 });
+    const { loss } = evaluateModelOnFile({ model: base, data: valid, adapter, tokenizer: existsSync(join(base, 'tokenizer.json')) ? undefined : 'byte', seqLen: 256, batchSize: 16 });
     model.dispose();
     return { loss, accuracy };
   };
@@ -72,7 +75,7 @@ export async function quickstart(o: QuickstartOptions): Promise<{ before: { loss
   const before = measure();
   log(`before fine-tuning: eval loss ${before.loss.toFixed(4)}, task accuracy ${(100 * before.accuracy).toFixed(1)}%`);
   const cfg = resolveConfig({
-    model: BASE_MODEL_DIR,
+    model: base,
     data: join(TASK_DIR, 'train.jsonl'),
     validationData: valid,
     method: 'lora',
