@@ -18,7 +18,7 @@ static Napi::Value BytesView(const Napi::CallbackInfo& info) {
 }
 
 void register_io_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("bytesView", Napi::Function::New(env, BytesView, "bytesView"));
+  define<BytesView>(env, exports, "bytesView", "bytesView");
 }
 
 }  // namespace tk

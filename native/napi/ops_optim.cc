@@ -69,10 +69,10 @@ static Napi::Value ScaleInplace(const Napi::CallbackInfo& info) {
 }
 
 void register_optim_ops(Napi::Env env, Napi::Object exports) {
-  exports.Set("adamw_step", Napi::Function::New(env, AdamwStep, "adamw_step"));
-  exports.Set("sgd_step", Napi::Function::New(env, SgdStep, "sgd_step"));
-  exports.Set("sum_squares", Napi::Function::New(env, SumSquares, "sum_squares"));
-  exports.Set("scale_", Napi::Function::New(env, ScaleInplace, "scale_"));
+  define<AdamwStep>(env, exports, "adamw_step", "adamw");
+  define<SgdStep>(env, exports, "sgd_step", "sgd");
+  define<SumSquares>(env, exports, "sum_squares", "sumSquares");
+  define<ScaleInplace>(env, exports, "scale_", "scale_");
 }
 
 }  // namespace tk

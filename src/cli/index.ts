@@ -82,6 +82,7 @@ export function buildCli(): Command {
     .description('fine-tune a model on a JSONL file (full or LoRA); every config field is also a flag')
     .option('--config <file>', 'run configuration (YAML or JSON)')
     .option('--resume', 'continue from the newest checkpoint in outDir')
+    .option('--overwrite', "start afresh in an outDir that holds an earlier run's checkpoints (they are removed)")
     .option('--quiet', 'no progress output')
     .option('--stop-after-step <n>', 'stop after step N with a checkpoint, as if interrupted (continue with --resume)', int('--stop-after-step'));
   // booleans take an optional value: --packing is --packing true
@@ -95,7 +96,7 @@ export function buildCli(): Command {
     }
     const cfg = resolveConfig(fileValues, flags, o.config ? String(o.config) : undefined);
     const stopAfterStep = o.stopAfterStep as number | undefined;
-    const r = await train(cfg, { resume: Boolean(o.resume), quiet: Boolean(o.quiet), ...(stopAfterStep !== undefined ? { stopAfterStep } : {}) });
+    const r = await train(cfg, { resume: Boolean(o.resume), overwrite: Boolean(o.overwrite), quiet: Boolean(o.quiet), ...(stopAfterStep !== undefined ? { stopAfterStep } : {}) });
     const last = r.evals[r.evals.length - 1];
     console.log(
       `${r.interrupted ? 'interrupted' : r.stoppedEarly ? 'stopped early' : 'done'} at step ${r.step}/${r.totalSteps}: loss ${r.lastLoss.toFixed(4)}` +

@@ -194,10 +194,13 @@ export function resolveConfig(fileValues: Record<string, unknown>, flagValues: R
     if (!spec) throw new ConfigError(k, `unknown field (known: ${Object.keys(FIELDS).join(', ')})`, source);
     out[k] = coerce(k, spec, v, source);
   }
+  // the length of the run is steps or epochs (steps wins when both are given); a flag for one
+  // overrides the file's choice of the other
+  if (flagValues.epochs !== undefined && flagValues.steps === undefined) delete out.steps;
   for (const [k, v] of Object.entries(flagValues)) {
     const spec = FIELDS[k];
-    if (!spec) throw new ConfigError(k, 'unknown field', '--flags');
-    out[k] = coerce(k, spec, v, '--flags', true);
+    if (!spec) throw new ConfigError(k, 'unknown field', flagName(k));
+    out[k] = coerce(k, spec, v, flagName(k), true);
   }
   for (const [k, spec] of Object.entries(FIELDS)) {
     if (out[k] === undefined && spec.default !== undefined) out[k] = spec.default;

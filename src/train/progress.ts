@@ -1,6 +1,6 @@
 // Progress output: a live bar on a TTY (cli-progress), plain periodic lines
 // otherwise; every step's metrics also go to metrics.jsonl.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import cliProgress from 'cli-progress';
 
@@ -11,7 +11,7 @@ export interface StepMetrics {
   tokens_per_s: number;
   grad_norm?: number;
   epoch: number;
-  [k: string]: number | undefined;
+  [k: string]: number | boolean | undefined;
 }
 
 export class MetricsLog {
@@ -21,7 +21,34 @@ export class MetricsLog {
   write(record: Record<string, unknown>): void {
     appendFileSync(this.path, JSON.stringify(record) + '\n');
   }
+  /** Starts the file afresh (a new run). */
+  reset(): void {
+    writeFileSync(this.path, '');
+  }
+  /**
+   * Drops the records of steps after `step` (a resumed run repeats them) and a
+   * torn last line (a killed run may stop mid-write).
+   */
+  truncateAfter(step: number): void {
+    if (!existsSync(this.path)) return;
+    const kept: string[] = [];
+    for (const line of readFileSync(this.path, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      let rec: { step?: unknown };
+      try {
+        rec = JSON.parse(line) as { step?: unknown };
+      } catch {
+        continue;
+      }
+      if (typeof rec.step === 'number' && rec.step > step) continue;
+      kept.push(line + '\n');
+    }
+    writeFileSync(this.path, kept.join(''));
+  }
 }
+
+/** Where progress goes: process.stderr, or anything with write (and isTTY for the live bar). */
+export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 
 function fmtEta(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
@@ -29,21 +56,32 @@ function fmtEta(seconds: number): string {
   return h ? `${h}h${String(m % 60).padStart(2, '0')}m` : m ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+/**
+ * Training progress. On a TTY: a live bar with step, loss, learning rate,
+ * tokens/s and ETA. Otherwise: one plain line every `logEvery` steps (and at
+ * the last step). `startStep` is where a resumed run begins (for the ETA).
+ */
 export class Progress {
   private bar: cliProgress.SingleBar | null = null;
   private readonly started = Date.now();
   constructor(
     private readonly total: number,
     private readonly logEvery: number,
-    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly out: ProgressStream = process.stderr,
     private readonly quiet = false,
+    private readonly startStep = 0,
   ) {
     if (!quiet && out.isTTY) {
       this.bar = new cliProgress.SingleBar(
-        { format: 'train |{bar}| {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}', stream: out, hideCursor: true, etaBuffer: 20 },
+        {
+          format: 'train |{bar}| step {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
+          stream: out as NodeJS.WritableStream,
+          hideCursor: true,
+          etaBuffer: 20,
+        },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(total, 0, { loss: '-', lr: '-', tps: '-' });
+      this.bar.start(total, startStep, { loss: '-', lr: '-', tps: '-' });
     }
   }
   update(m: StepMetrics): void {
@@ -54,7 +92,7 @@ export class Progress {
     }
     if (m.step % this.logEvery === 0 || m.step === this.total) {
       const elapsed = (Date.now() - this.started) / 1000;
-      const eta = (elapsed / Math.max(1, m.step)) * (this.total - m.step);
+      const eta = (elapsed / Math.max(1, m.step - this.startStep)) * (this.total - m.step);
       this.out.write(`step ${m.step}/${this.total} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} ${m.tokens_per_s.toFixed(0)} tok/s eta ${fmtEta(eta)}\n`);
     }
   }

@@ -92,7 +92,7 @@ export async function quickstart(o: QuickstartOptions): Promise<{ before: { loss
     outDir: o.outDir,
     seed: 0,
   });
-  await train(cfg, { quiet: o.quiet });
+  await train(cfg, { quiet: o.quiet, overwrite: true });  // a demo: running it again starts over
   const adapter = join(o.outDir, 'adapter');
   const after = measure(adapter);
   log(`after fine-tuning:  eval loss ${after.loss.toFixed(4)}, task accuracy ${(100 * after.accuracy).toFixed(1)}%`);

@@ -14,18 +14,24 @@ import { loadSafetensors, saveSafetensors } from '../io/index.js';
 import { createModel, loadModel, saveModel, type AnyModel } from '../models/index.js';
 import type { PreTrainedModel } from '../models/base.js';
 import * as ops from '../ops/index.js';
-import { AdamW, clipGradNorm, lrMultiplier, SGD, type Optimizer } from '../optim/index.js';
+import { native } from '../native/binding.js';
+import { AdamW, gradNorm, lrMultiplier, SGD, type Optimizer } from '../optim/index.js';
 import { manualSeed, tensor, tidy, type Tensor } from '../tensor.js';
 import { byteTokenizer, loadTokenizerSync, type Tokenizer } from '../tokenizer/index.js';
 import { applyLora, loadAdapter, type LoraModel } from '../peft/index.js';
-import { cleanTemporary, latestCheckpoint, readState, writeCheckpoint, writeJsonFile } from './checkpoint.js';
+import { cleanTemporary, latestCheckpoint, listCheckpoints, readState, removeCheckpoint, writeCheckpoint, writeJsonFile } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import { MetricsLog, Progress } from './progress.js';
+import { MetricsLog, Progress, type StepMetrics } from './progress.js';
 import { copyTokenizerFiles } from './tools.js';
 
 export interface TrainOptions {
   /** continue from the newest checkpoint in outDir */
   resume?: boolean;
+  /**
+   * a fresh run (no resume) in an outDir that holds an earlier run's checkpoints: remove them
+   * (default false: that is an error, so that a forgotten --resume does not silently lose a run)
+   */
+  overwrite?: boolean;
   /** no progress output */
   quiet?: boolean;
   /** stop after this step (for tests: simulates an interruption without a signal) */
@@ -49,7 +55,10 @@ export interface TrainResult {
   evals: EvalResult[];
   interrupted: boolean;
   stoppedEarly: boolean;
+  /** steps whose loss (or gradient norm) was NaN or Inf and that were skipped (skipNonFinite) */
   skippedSteps: number;
+  /** malformed data lines skipped while loading (skipBadLines), training and validation files together */
+  skippedLines: number;
   model: AnyModel;
   tokenizer: Tokenizer;
 }
@@ -66,8 +75,17 @@ interface TrainerState {
 }
 
 export class NonFiniteLossError extends Error {
-  constructor(readonly step: number, readonly loss: number) {
-    super(`training stopped: loss is ${loss} at step ${step} (set skipNonFinite to skip such steps)`);
+  constructor(
+    readonly step: number,
+    readonly loss: number,
+    /** the gradient norm, when the loss was finite but the gradients were not */
+    readonly gradNorm?: number,
+  ) {
+    super(
+      gradNorm === undefined
+        ? `training stopped: loss is ${loss} at step ${step} (set skipNonFinite to skip such steps)`
+        : `training stopped: gradient norm is ${gradNorm} at step ${step} (loss ${loss}; set skipNonFinite to skip such steps)`,
+    );
     this.name = 'NonFiniteLossError';
   }
 }
@@ -148,9 +166,21 @@ export function evaluateLm(model: PreTrainedModel, data: Dataset<LmExample> | Da
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   if (cfg.device === 'cuda') throw new Error('train: device cuda is not available in this build (CUDA backend not implemented yet)');
   const outDir = cfg.outDir;
+  cleanTemporary(outDir);  // half-written checkpoints of a killed run
   const resumeFrom = opts.resume ? latestCheckpoint(outDir) : null;
-  if (opts.resume) cleanTemporary(outDir);
+  if (!opts.resume) {
+    // a fresh run must not mix with an earlier one's checkpoints (pruning keeps the highest steps,
+    // which would delete the new run's own checkpoints)
+    const old = listCheckpoints(outDir);
+    if (old.length && !opts.overwrite)
+      throw new Error(
+        `${outDir}: already holds checkpoints (newest ${old[old.length - 1]!.dir}); pass --resume (resume: true) to continue that run, --overwrite (overwrite: true) to start over, or choose another outDir`,
+      );
+    for (const c of old) removeCheckpoint(outDir, c.dir);
+  }
   const state: TrainerState | null = resumeFrom ? readState<TrainerState>(resumeFrom.dir) : null;
+  if (state && state.config?.method && state.config.method !== cfg.method)
+    throw new Error(`${resumeFrom!.dir}: the checkpoint is of a '${state.config.method}' run, but method is '${cfg.method}'`);
 
   const tok = resolveTokenizer(cfg);
   const padTokenId = tok.padTokenId ?? tok.eosTokenId ?? 0;
@@ -165,6 +195,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     trainData = s.train;
     validData = s.validation;
   }
+  const skippedLines = trainData.skipped + (cfg.validationData && validData ? validData.skipped : 0);
   const data: Dataset<LmExample> | Dataset<PackedExample> = cfg.packing ? trainData.pack(cfg.seqLen) : trainData;
   const validSet: Dataset<LmExample> | Dataset<PackedExample> | null = validData && cfg.packing ? validData.pack(cfg.seqLen) : validData;
   if (data.length === 0) throw new Error(`${cfg.data}: no training examples`);
@@ -177,10 +208,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     model = buildBaseModel(cfg, tok);
     manualSeed(cfg.seed);
     applyLora(model as PreTrainedModel, { r: cfg.lora.r, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, targetModules: cfg.lora.targetModules, useRslora: cfg.lora.useRslora });
-    if (resumeFrom) loadAdapter(model as PreTrainedModel, join(resumeFrom.dir, 'adapter'));
+    if (resumeFrom) loadAdapter(model as PreTrainedModel, join(resumeFrom.dir, 'adapter'), { isTrainable: true });
   }
   if (!('generate' in model)) throw new Error(`train: model_type '${model.config.model_type}' is not a causal language model`);
   const lm = model as PreTrainedModel;
+  if (tok.vocabSize > lm.vocabSize)
+    throw new Error(`train: the tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${lm.vocabSize} (set 'tokenizer' to the model's own)`);
   lm.tokenizer = tok;
   lm.train();
 
@@ -204,11 +237,22 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   }
 
   const metrics = new MetricsLog(join(outDir, 'metrics.jsonl'));
-  const progress = new Progress(totalSteps, cfg.logEvery, process.stderr, opts.quiet ?? false);
+  // a resumed run repeats the steps after its checkpoint: their old records go
+  if (resumeFrom) metrics.truncateAfter(step);
+  else metrics.reset();
+  const progress = new Progress(totalSteps, cfg.logEvery, process.stderr, opts.quiet ?? false, step);
+  if (opts.resume) progress.message(resumeFrom ? `resuming from ${resumeFrom.dir} (step ${step}/${totalSteps})` : `no checkpoint in ${outDir}: starting from step 0`);
+  if (skippedLines) {
+    const first = [...trainData.skippedReasons, ...(validData?.skippedReasons ?? [])][0];
+    progress.message(`skipped ${skippedLines} malformed data line(s)${first ? ` (first: ${first})` : ''}`);
+  }
   const evals: EvalResult[] = [];
   let interrupted = false, stoppedEarly = false, lastLoss = NaN;
   const onSigint = () => {
+    // first SIGINT: finish the step, save a checkpoint, return; a second one: stop now
+    if (interrupted) process.exit(130);
     interrupted = true;
+    progress.message('SIGINT: saving a checkpoint at the end of this step (again to abort without saving)');
   };
   if (opts.handleSigint ?? true) process.on('SIGINT', onSigint);
 
@@ -224,7 +268,13 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     return data.kind === 'packed' ? collatePacked(ex as PackedExample[], { padTokenId }) : collateLm(ex as LmExample[], { padTokenId });
   };
 
+  let savedStep = resumeFrom ? resumeFrom.step : -1;
+  let savedEvals = evals.length;
   const saveCheckpoint = () => {
+    // the same state was saved already (e.g. saveEvery hit at the step SIGINT arrived in)
+    if (savedStep === step && savedEvals === evals.length) return;
+    savedStep = step;
+    savedEvals = evals.length;
     writeCheckpoint(outDir, step, (dir) => {
       if (cfg.method === 'full') saveModel(model, join(dir, 'model'));
       else (lm as unknown as LoraModel).saveAdapter(join(dir, 'adapter'));
@@ -259,6 +309,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   };
 
   try {
+    if (opts.stopAfterStep !== undefined && step >= opts.stopAfterStep) interrupted = true;
     while (step < totalSteps && !interrupted && !stoppedEarly) {
       const t0 = performance.now();
       manualSeed((cfg.seed * 1000003 + step) % 2147483647);  // dropout masks depend on (seed, step) only
@@ -274,16 +325,21 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
           return loss.item();
         });
       }
-      const loss = stepTokens ? lossSum / stepTokens : NaN;
+      // a step without loss tokens (every label masked) has loss 0, not NaN: nothing to learn, nothing wrong
+      const loss = stepTokens ? lossSum / stepTokens : 0;
       const lr = cfg.lr * lrMultiplier(step, { kind: cfg.schedule, warmupSteps: cfg.warmupSteps, totalSteps });
-      let gradNormValue = NaN;
-      if (!Number.isFinite(loss)) {
-        if (!cfg.skipNonFinite) throw new NonFiniteLossError(step + 1, loss);
-        skippedSteps++;
+      const ps = params.map(([, t]) => t);
+      // the norm before clipping; a finite loss can still give Inf/NaN gradients, which would poison the weights
+      const gradNormValue = stepTokens ? gradNorm(ps) : 0;
+      const finite = Number.isFinite(loss) && Number.isFinite(gradNormValue);
+      if (!finite) {
         optimizer.zeroGrad();
+        if (!cfg.skipNonFinite) throw new NonFiniteLossError(step + 1, loss, Number.isFinite(loss) ? gradNormValue : undefined);
+        skippedSteps++;
       } else {
-        const ps = params.map(([, t]) => t);
-        gradNormValue = cfg.maxGradNorm > 0 ? clipGradNorm(ps, cfg.maxGradNorm) : NaN;
+        // clip (as clipGradNorm, reusing the norm computed above)
+        const coef = cfg.maxGradNorm / (gradNormValue + 1e-6);
+        if (cfg.maxGradNorm > 0 && coef < 1) for (const p of ps) if (p.grad) native.scale_(p.grad._handle(), coef);
         optimizer.lr = lr;
         optimizer.step();
         optimizer.zeroGrad();
@@ -292,7 +348,18 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       lastLoss = loss;
       const dt = (performance.now() - t0) / 1000;
       const totalTok = micro.reduce((a, b) => a + b.attentionMask.reduce((s, r) => s + r.reduce((x, y) => x + y, 0), 0), 0);
-      const m = { step, loss, lr, tokens_per_s: totalTok / dt, grad_norm: Number.isFinite(gradNormValue) ? gradNormValue : undefined, epoch: epoch + index / Math.max(1, order.length) };
+      const m: StepMetrics = {
+        step,
+        loss,
+        lr,
+        tokens_per_s: totalTok / dt,
+        grad_norm: Number.isFinite(gradNormValue) ? gradNormValue : undefined,
+        epoch: epoch + Math.min(index, order.length) / Math.max(1, order.length),
+      };
+      if (!finite) {
+        m.skipped = true;
+        progress.message(`step ${step}: ${Number.isFinite(loss) ? `gradient norm ${gradNormValue}` : `loss ${loss}`}, step skipped (skipNonFinite)`);
+      }
       metrics.write(m);
       progress.update(m);
       if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) runEval();
@@ -308,7 +375,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       saveCheckpoint();
       if (cfg.method === 'full') {
         saveModel(model, join(outDir, 'final'));
-        const tokDir = cfg.tokenizer && cfg.tokenizer !== 'byte' ? cfg.tokenizer : typeof cfg.model === 'string' ? cfg.model : null;
+        // the tokenizer the run used (resolveTokenizer): a directory's files, or the byte tokenizer written out
+        const tokDir = cfg.tokenizer === 'byte' ? null : (cfg.tokenizer ?? (typeof cfg.model === 'string' ? cfg.model : null));
         if (tokDir) copyTokenizerFiles(tokDir, join(outDir, 'final'));
         else if ('saveSync' in tok) (tok as unknown as { saveSync(d: string): void }).saveSync(join(outDir, 'final'));
       } else (lm as unknown as LoraModel).saveAdapter(join(outDir, 'adapter'));
@@ -317,7 +385,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     progress.stop();
     if (opts.handleSigint ?? true) process.off('SIGINT', onSigint);
   }
-  return { outDir, step, totalSteps, lastLoss, evals, interrupted, stoppedEarly, skippedSteps, model, tokenizer: tok };
+  return { outDir, step, totalSteps, lastLoss, evals, interrupted, stoppedEarly, skippedSteps, skippedLines, model, tokenizer: tok };
 }
 
 /** Reads the final metrics line of a run. */
