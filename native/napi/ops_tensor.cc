@@ -9,6 +9,24 @@
 
 namespace tk {
 
+// double -> float with round-to-odd: an inexact result gets an odd last bit,
+// so that a second rounding (float -> bf16 / f16, to nearest even) gives the
+// correctly rounded result of the original double.
+static float narrow_round_odd(double d) {
+  float f = static_cast<float>(d);
+  if (!std::isfinite(f) || static_cast<double>(f) == d) return f;
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 1u) == 0) {
+    // move one ulp toward d (away from the even neighbour)
+    bool up = (static_cast<double>(f) < d) == (f > 0.0f || (f == 0.0f && d > 0.0));
+    u = up ? u + 1 : u - 1;
+    if (f == 0.0f) u = (d > 0.0 ? 0u : 0x80000000u) | 1u;
+    std::memcpy(&f, &u, 4);
+  }
+  return f;
+}
+
 static Napi::Value Empty(const Napi::CallbackInfo& info) {
   Args a(info, "empty");
   a.count(2);
@@ -103,12 +121,12 @@ static Napi::Value FromArray(const Napi::CallbackInfo& info) {
     }
     case DType::BF16: {
       uint16_t* y = t->data<uint16_t>();
-      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(static_cast<float>(get(i)));
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16(narrow_round_odd(get(i)));
       break;
     }
     case DType::F16: {
       uint16_t* y = t->data<uint16_t>();
-      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(static_cast<float>(get(i)));
+      for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(narrow_round_odd(get(i)));
       break;
     }
     case DType::I32: {
@@ -172,8 +190,8 @@ static Napi::Value Fill(const Napi::CallbackInfo& info) {
   int64_t n = t->numel;
   switch (t->dtype) {
     case DType::F32: { float f = float(v); float* y = t->f32(); for (int64_t i = 0; i < n; ++i) y[i] = f; break; }
-    case DType::BF16: { uint16_t h = f32_to_bf16(float(v)); uint16_t* y = t->data<uint16_t>(); for (int64_t i = 0; i < n; ++i) y[i] = h; break; }
-    case DType::F16: { uint16_t h = f32_to_f16(float(v)); uint16_t* y = t->data<uint16_t>(); for (int64_t i = 0; i < n; ++i) y[i] = h; break; }
+    case DType::BF16: { uint16_t h = f32_to_bf16(narrow_round_odd(v)); uint16_t* y = t->data<uint16_t>(); for (int64_t i = 0; i < n; ++i) y[i] = h; break; }
+    case DType::F16: { uint16_t h = f32_to_f16(narrow_round_odd(v)); uint16_t* y = t->data<uint16_t>(); for (int64_t i = 0; i < n; ++i) y[i] = h; break; }
     case DType::I32: case DType::I8: {
       double lo = t->dtype == DType::I32 ? -2147483648.0 : -128.0, hi = t->dtype == DType::I32 ? 2147483647.0 : 127.0;
       if (!std::isfinite(v) || v != std::floor(v) || v < lo || v > hi) a.range_error("value is not a valid " + std::string(dtype_name(t->dtype)) + " value");

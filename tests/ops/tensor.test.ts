@@ -57,13 +57,15 @@ describe('tk.tensor and toArray', () => {
   });
 });
 
-// KNOWN BUG (native/napi/ops_tensor.cc, FromArray and Fill): a JS number becomes bf16 / f16
-// through float32 (double -> float -> bf16), two roundings. A value just above a bf16
-// halfway point lands exactly on it in float32 and then ties to even, the wrong way.
-// it.fails passes while the bug is there; once fixed, it fails: make it a plain it().
-it.fails('bf16 / f16 from JS numbers round once, to nearest (double rounding in fromArray)', () => {
+// A JS number becomes bf16 / f16 through float32 with round-to-odd (native/napi/ops_tensor.cc),
+// so the result is the correctly rounded double: a value just above a bf16 halfway point must
+// not land on the halfway point in float32 and then tie to even the wrong way.
+it('bf16 / f16 from JS numbers round once, to nearest', () => {
   expect(tk.tensor([1 + 2 ** -8 + 2 ** -30], [1], { dtype: 'bf16' }).toArray()[0]).toBe(1 + 2 ** -7);
+  expect(tk.tensor([-(1 + 2 ** -8 + 2 ** -30)], [1], { dtype: 'bf16' }).toArray()[0]).toBe(-(1 + 2 ** -7));
   expect(tk.tensor([1 + 2 ** -11 + 2 ** -30], [1], { dtype: 'f16' }).toArray()[0]).toBe(1 + 2 ** -10);
+  expect(tk.tensor([1 + 2 ** -8], [1], { dtype: 'bf16' }).toArray()[0]).toBe(1);  // an exact tie still goes to even
+  expect(tk.full([2], 1 + 2 ** -8 + 2 ** -30, { dtype: 'bf16' }).toArray()[0]).toBe(1 + 2 ** -7);
 });
 
 describe('conversions with .to()', () => {
