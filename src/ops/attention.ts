@@ -11,8 +11,9 @@ export interface AttentionOptions {
 
 /**
  * q: [B, H, T, D]; k, v: [B, Hkv, S, D], H a multiple of Hkv (grouped-query),
- * S >= T allowed (prefix keys, KV cache). With causal, query i attends keys
- * j <= i + (S - T). A query that sees no key gives zeros. Differentiable in
+ * D <= 256, S >= T allowed (prefix keys, KV cache). With causal, query i attends
+ * keys j <= i + (S - T); kvLengths[b] masks keys j >= kvLengths[b]. A query that
+ * sees no key (kvLengths 0, or T > S under causal) gives zeros. Differentiable in
  * q, k and v; the [T, S] score matrix is never stored (the backward
  * recomputes it tile by tile from the saved log-sum-exp).
  */

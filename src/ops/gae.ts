@@ -18,7 +18,9 @@ export interface GaeOptions {
 /**
  * rewards, values, dones: [B, T] f32; dones[b, t] = 1 ends the episode after
  * step t. delta_t = r_t + gamma V_{t+1} (1 - done_t) - V_t (V_T = lastValues),
- * A_t = delta_t + gamma lambda (1 - done_t) A_{t+1}, returns = A + V.
+ * A_t = delta_t + gamma lambda (1 - done_t) A_{t+1}, returns = A + V, bit for
+ * bit the textbook reversed loop in f32 (one rounding per operation, left to
+ * right as written, gamma and lambda as f32, gamma·lambda rounded once; no FMA).
  * Whitening uses the unbiased variance over the mask (as TRL's masked_whiten);
  * returns are computed before whitening. Not differentiable.
  */

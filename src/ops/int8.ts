@@ -10,8 +10,11 @@ export interface QuantizeInt8Options {
 }
 
 /**
- * Symmetric absmax quantization of a 2-d f32 tensor: scale = max|row| / 127,
- * q = round(w / scale) clamped to [-127, 127]; an all-zero row gets scale 0 and q 0.
+ * Symmetric absmax quantization of a 2-d f32 tensor, one scale per row (axis 0) or
+ * per column (axis 1): scale = f32(amax / 127) with amax = max |w| over the group, and
+ * q = the exact quotient w · 127 / amax rounded half to even (so |q| <= 127, and the
+ * group's largest |w| maps to ±127). An all-zero group gets scale 0 and q 0; a group
+ * of subnormal values quantizes like any other. Throws on NaN or infinity.
  */
 export function quantizeInt8(w: Tensor, opts: QuantizeInt8Options = {}): { q: Tensor; scale: Tensor } {
   checkTensor('quantizeInt8', 'w', w);
@@ -34,9 +37,13 @@ export interface Int8LinearOptions {
 
 /**
  * y ≈ x·(q·scale)ᵀ + bias, x: [..., in] f32, q: [out, in] i8, scale: [out].
- * x is quantized per row by absmax on the fly, int8 products accumulate in
- * int32 and are dequantized in the epilogue. Differentiable in x (through the
- * dequantized weight) and bias, so adapters can train on an int8 base.
+ * x is quantized per row by absmax on the fly (x · 127 / amax rounded half to
+ * even), int8 products accumulate in int32 (AVX-512 VNNI where the CPU has it)
+ * and are dequantized in the epilogue. With threshold > 0, the input columns
+ * where any |x| exceeds it stay out of the int8 product and multiply the
+ * dequantized weight columns in f32 (LLM.int8()). A row of x holding NaN or
+ * infinity gives a NaN row. Differentiable in x (through the dequantized weight)
+ * and bias, so adapters can train on an int8 base.
  */
 export function int8Linear(x: Tensor, q: Tensor, scale: Tensor, opts: Int8LinearOptions = {}): Tensor {
   checkTensor('int8Linear', 'x', x);
