@@ -46,6 +46,7 @@ struct AddonData {
   Napi::FunctionReference make;          // make(meta) -> a new tensor object holding meta
   Napi::FunctionReference meta;          // meta(obj) -> its meta ArrayBuffer, or undefined
   Napi::FunctionReference array_buffer;  // the ArrayBuffer constructor (throws on failure)
+  Napi::FunctionReference alloc_unsafe;  // Buffer.allocUnsafeSlow: uninitialized, throws on failure
 };
 
 // The NativeTensor class. Each tensor object keeps its meta ArrayBuffer in a
@@ -159,11 +160,18 @@ napi_value new_array_buffer(napi_env env, const char* op, size_t bytes, void** d
     check(env, napi_create_arraybuffer(env, bytes, data, &ab), op, "napi_create_arraybuffer");
     return ab;
   }
-  // large: through the JS constructor, which throws a RangeError on failure
-  // (napi_create_arraybuffer aborts the process instead)
+  // large: Buffer.allocUnsafeSlow(bytes).buffer, an ArrayBuffer of exactly
+  // `bytes` that is NOT zero-filled (every op writes all of its output; the
+  // zero-fill of new ArrayBuffer() cost as much as a memory-bound op), and
+  // that throws a RangeError on failure (napi_create_arraybuffer aborts).
   AddonData* d = addon(env);
   try {
-    ab = d->array_buffer.New({Napi::Number::New(env, double(bytes))});
+    if (!d->alloc_unsafe.IsEmpty()) {
+      Napi::Value buf = d->alloc_unsafe.Call({Napi::Number::New(env, double(bytes))});
+      ab = buf.As<Napi::Object>().Get("buffer");
+    } else {
+      ab = d->array_buffer.New({Napi::Number::New(env, double(bytes))});
+    }
   } catch (const Napi::Error& e) {
     throw_range(env, op, "cannot allocate " + std::to_string(bytes) + " bytes (" + e.Message() + ")");
   }
@@ -363,6 +371,11 @@ Napi::Function TensorWrap::Init(Napi::Env env) {
   data->make = Napi::Persistent(parts.Get(1u).As<Napi::Function>());
   data->meta = Napi::Persistent(parts.Get(2u).As<Napi::Function>());
   data->array_buffer = Napi::Persistent(env.Global().Get("ArrayBuffer").As<Napi::Function>());
+  Napi::Value buffer_ctor = env.Global().Get("Buffer");
+  if (buffer_ctor.IsFunction()) {
+    Napi::Value slow = buffer_ctor.As<Napi::Object>().Get("allocUnsafeSlow");
+    if (slow.IsFunction()) data->alloc_unsafe = Napi::Persistent(slow.As<Napi::Function>());
+  }
   env.SetInstanceData<AddonData>(data);
   return ctor;
 }
