@@ -30,7 +30,9 @@ struct Pool {
   std::atomic<uint64_t> claim{0};
   std::atomic<int> remaining{0};
   uint64_t generation = 0;
+  std::atomic<uint64_t> published{0};  // == generation, readable without the lock
   bool stop = false;
+  std::atomic<bool> stop_flag{false};
   int size = 1;  // including the caller
 
   struct Job {
@@ -64,6 +66,14 @@ struct Pool {
     uint64_t seen = 0;
     for (;;) {
       Job job;
+      // Back-to-back parallel regions (GEMM packs then computes, op after op)
+      // follow each other within microseconds: spin briefly before sleeping,
+      // so that a new job does not pay a futex wake-up.
+      for (int spin = 0; spin < 4096 && published.load(std::memory_order_acquire) == seen && !stop_flag.load(std::memory_order_relaxed); ++spin) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
       {
         std::unique_lock<std::mutex> lk(mu);
         cv.wait(lk, [&] { return stop || generation != seen; });
@@ -78,6 +88,7 @@ struct Pool {
   void start(int threads) {
     size = threads < 1 ? 1 : threads;
     stop = false;
+    stop_flag.store(false);
     for (int i = 1; i < size; ++i) workers.emplace_back([this] { worker_loop(); });
   }
 
@@ -85,6 +96,7 @@ struct Pool {
     {
       std::lock_guard<std::mutex> lk(mu);
       stop = true;
+      stop_flag.store(true);
     }
     cv.notify_all();
     for (auto& t : workers) t.join();
@@ -151,6 +163,7 @@ void parallel_for_raw(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
     p.n = n;
     p.chunks = chunks;
     ++p.generation;
+    p.published.store(p.generation, std::memory_order_release);
     job = Pool::Job{fn, ctx, n, chunks, static_cast<uint32_t>(p.generation)};
     p.remaining.store(chunks);
     p.claim.store(static_cast<uint64_t>(job.gen) << 32, std::memory_order_release);
