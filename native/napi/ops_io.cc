@@ -1,8 +1,7 @@
 // Raw byte access for file I/O (safetensors): a Uint8Array view over a
-// tensor's native storage, so that files are read straight into tensors and
-// written straight from them, with no second copy. The view's ArrayBuffer
-// holds a reference to the storage, so it stays valid even after the tensor
-// is disposed or collected.
+// tensor's storage ArrayBuffer, so that files are read straight into tensors
+// and written straight from them, with no second copy. Disposing the tensor
+// detaches the buffer: the view then has length 0 (never a dangling pointer).
 #include <memory>
 
 #include "bindings.h"

@@ -440,16 +440,17 @@ TensorWrap* TensorWrap::Unwrap(Napi::Object obj) {
 Napi::Value storage_bytes_view(Napi::Env env, TensorWrap* t) {
   const char* op = current_op();
   napi_value ab = storage_buffer(env, t, op);
-  t->header->pinned = 1;
-  // An external ArrayBuffer over the bytes, holding a reference to the
-  // storage: detaching or transferring it never frees the tensor's memory.
-  napi_ref ref;
-  check(env, napi_create_reference(env, ab, 1, &ref), op, "napi_create_reference");
+  // A Uint8Array over the storage ArrayBuffer itself: V8 owns the memory, so a
+  // dispose (which detaches the buffer) turns the view into an empty one
+  // instead of leaving it dangling, and nothing is pinned: the memory is freed
+  // (and reused by the next allocation) the moment the tensor is disposed.
+  void* base = nullptr;
+  size_t len = 0;
+  check(env, napi_get_arraybuffer_info(env, ab, &base, &len), op, "napi_get_arraybuffer_info");
+  size_t offset = static_cast<size_t>(static_cast<char*>(t->raw()) - static_cast<char*>(base));
   size_t bytes = t->storage->bytes;
-  Napi::ArrayBuffer view = Napi::ArrayBuffer::New(
-      env, t->raw(), bytes, [](Napi::Env e, void*, napi_ref* r) { napi_delete_reference(e, *r); delete r; },
-      new napi_ref(ref));
-  return Napi::Uint8Array::New(env, bytes, view, 0);
+  if (offset + bytes > len) throw_range(env, op, "storage view out of bounds");
+  return Napi::Uint8Array::New(env, bytes, Napi::ArrayBuffer(env, ab), offset);
 }
 
 // ---------------------------------------------------------------- validation

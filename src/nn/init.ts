@@ -16,6 +16,15 @@ export function withEmptyInit<R>(fn: () => R): R {
   }
 }
 
+/**
+ * While a checkpoint loads, parameters are placeholders: the right shape on the
+ * TypeScript side over zero bytes of storage (every one is replaced by the
+ * loaded tensor, or loading fails), so the model is never allocated twice.
+ */
+function placeholder(shape: number[]): Tensor {
+  return param(wrap(native.empty('f32', [0]), shape));
+}
+
 function param(t: Tensor): Tensor {
   t.requiresGrad = true;
   return t;
@@ -23,7 +32,7 @@ function param(t: Tensor): Tensor {
 
 /** N(0, std²) (or uninitialized while loading) */
 export function normalParam(shape: number[], std: number, seed?: number): Tensor {
-  if (mode === 'empty') return param(wrap(native.empty('f32', shape), shape));
+  if (mode === 'empty') return placeholder(shape);
   const r = randn(shape, { seed });
   const t = ops.scale(r, std);
   r.dispose();
@@ -31,11 +40,11 @@ export function normalParam(shape: number[], std: number, seed?: number): Tensor
 }
 
 export function zerosParam(shape: number[]): Tensor {
-  if (mode === 'empty') return param(wrap(native.empty('f32', shape), shape));
+  if (mode === 'empty') return placeholder(shape);
   return zeros(shape, { requiresGrad: true });
 }
 
 export function onesParam(shape: number[]): Tensor {
-  if (mode === 'empty') return param(wrap(native.empty('f32', shape), shape));
+  if (mode === 'empty') return placeholder(shape);
   return ones(shape, { requiresGrad: true });
 }

@@ -93,7 +93,13 @@ describe('GPT-2 against the float64 reference', () => {
       expect([...t.shape]).toEqual([2, 1, V]);
       return t.toArray();
     });
-    for (let b = 0; b < 2; b++) expect(Array.from(rows(last, b, 1, V, 0, 1))).toEqual(Array.from(rows(full, b, 5, V, 4, 5)));
+    // the one-row LM head runs the few-row GEMM path (no packing), the full forward the
+    // packed one: the same products summed in another order, so equal to f32 rounding
+    for (let b = 0; b < 2; b++) {
+      const a = Array.from(rows(last, b, 1, V, 0, 1)), f = Array.from(rows(full, b, 5, V, 4, 5));
+      const scale = Math.max(...f.map(Math.abs));
+      a.forEach((v, i) => expect(Math.abs(v - f[i]!)).toBeLessThanOrEqual(1e-5 * scale));
+    }
   });
 
   it('sequences longer than n_positions are refused', () => {
