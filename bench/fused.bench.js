@@ -180,11 +180,31 @@ async function attnMemChild(impl, T, causal) {
   const q = tk.randn(shape, { seed: 1 }), k = tk.randn(shape, { seed: 2 }), v = tk.randn(shape, { seed: 3 }), g = tk.randn(shape, { seed: 4 });
   for (const t of [q, k, v]) t.requiresGrad = true;
   const mask = causalMask(tk, T);
-  const before = process.resourceUsage().maxRSS;  // KiB, the peak so far (inputs included)
-  const out = attnStep(tk, impl, q, k, v, g, causal, mask);
-  const after = process.resourceUsage().maxRSS;
-  for (const t of out) t.dispose();
-  console.log(`rss-growth ${(after - before) * 1024}`);
+  // Tensor memory is V8 ArrayBuffer memory (process.memoryUsage().arrayBuffers counts
+  // every byte): what the forward keeps for the backward (its graph), and the peak
+  // over forward + backward sampled after each step. RSS is no use here: freed
+  // tensor memory stays in the malloc heap and is reused.
+  const ab = () => process.memoryUsage().arrayBuffers;
+  const base = ab();
+  let peak = base;
+  const y = tk.tidy(() => {
+    let out;
+    if (impl === 'fused') out = tk.ops.attention(q, k, v, { causal });
+    else {
+      let s = tk.ops.scale(tk.ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(q.shape[3]));
+      peak = Math.max(peak, ab());
+      if (causal) s = tk.ops.maskedFill(s, mask, -Infinity);
+      peak = Math.max(peak, ab());
+      out = tk.ops.matmul(tk.ops.softmax(s, -1), v);
+    }
+    peak = Math.max(peak, ab());
+    out.backward(g);
+    peak = Math.max(peak, ab());
+    return out.detach();
+  });
+  peak = Math.max(peak, ab());
+  y.dispose();
+  console.log(`rss-growth ${peak - base}`);
 }
 
 // ---------------------------------------------------------------- loraLinear
@@ -345,8 +365,8 @@ export function run(ctx) {
     for (const impl of ['fused', 'unfused'])
       for (const T of [512, 1024]) {
         mem[`${impl}${T}`] = attentionMemory(impl, T, false);
-        rows.push(infoRow(`attention fwd+bwd ${impl}: peak RSS growth`, `B=${AB} H=${AH} T=S=${T} D=${AD}`, 'MiB', mem[`${impl}${T}`] / MiB,
-          'maxRSS after one forward + backward minus maxRSS before it, in a fresh process (inputs already allocated)'));
+        rows.push(infoRow(`attention fwd+bwd ${impl}: peak tensor memory`, `B=${AB} H=${AH} T=S=${T} D=${AD}`, 'MiB', mem[`${impl}${T}`] / MiB,
+          'peak tensor bytes (process.memoryUsage().arrayBuffers) over forward + backward, minus before, in a fresh process'));
       }
     const gf = mem.fused1024 / mem.fused512, gu = mem.unfused1024 / mem.unfused512;
     ratios.push(ratioRow('attention memory growth T 512 -> 1024, fused (≤ 2.5×: T·D)', `B=${AB} H=${AH} D=${AD}`, gf, 2.5,
