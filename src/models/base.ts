@@ -2,7 +2,6 @@
 // KV cache, generation (greedy and sampled, batched, streamed), log-likelihood
 // scoring, and checkpoint key handling.
 import { noGrad } from '../autograd.js';
-import { native } from '../native/binding.js';
 import { Module } from '../nn/module.js';
 import * as ops from '../ops/index.js';
 import { nextSeed, Tensor, tidy } from '../tensor.js';
@@ -340,4 +339,3 @@ export abstract class PreTrainedModel extends Module {
   }
 }
 
-export { native };

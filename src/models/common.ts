@@ -1,8 +1,8 @@
 // Pieces shared by the architectures: masked attention, rotary tables,
 // position ids and the key/value cache.
-import { native } from '../native/binding.js';
 import * as ops from '../ops/index.js';
-import { tensor, Tensor, wrap } from '../tensor.js';
+import { packedAttentionMask } from '../data/pack.js';
+import { tensor, Tensor } from '../tensor.js';
 
 /** Per layer: keys and values of every position seen so far, [B, Hkv, S, D]. */
 export interface LayerCache {
@@ -51,17 +51,6 @@ export class KVCache {
  */
 export type KeyMask = number[][] & { segmentIds?: number[][] };
 
-/** i8 [B, 1, T, T]: 1 where query t may not see key j (another segment, padding, or j > t). */
-export function buildSegmentMask(segmentIds: number[][]): Tensor {
-  const B = segmentIds.length, T = segmentIds[0]?.length ?? 0;
-  const m = new Int8Array(B * T * T);
-  for (let b = 0; b < B; b++) {
-    const seg = segmentIds[b]!;
-    for (let t = 0; t < T; t++)
-      for (let j = 0; j < T; j++) if (j > t || seg[j] !== seg[t] || seg[j] === 0) m[(b * T + t) * T + j] = 1;
-  }
-  return tensor(m, [B, 1, T, T], { dtype: 'i8' });
-}
 
 /**
  * Which keys each query may not see, as an i8 tensor [B, 1, T, S] (1 = masked),
@@ -92,7 +81,10 @@ export function buildAttentionMask(keyMask: number[][], T: number, causal: boole
  */
 export function attend(q: Tensor, k: Tensor, v: Tensor, keyMask: KeyMask, causal: boolean, scale?: number): Tensor {
   const T = q.shape[2]!;
-  if (keyMask.segmentIds) return attentionComposite(q, k, v, buildSegmentMask(keyMask.segmentIds), scale);
+  if (keyMask.segmentIds) {
+    const ids = keyMask.segmentIds;  // [B][T]: block-diagonal causal mask, as the data pipeline builds it
+    return attentionComposite(q, k, v, tensor(packedAttentionMask(ids), [ids.length, 1, T, T], { dtype: 'i8' }), scale);
+  }
   const lengths = keyMask.map((row) => {
     const n = row.indexOf(0) < 0 ? row.length : row.indexOf(0);
     return row.slice(n).every((x) => x === 0) ? n : -1;
@@ -246,4 +238,3 @@ export function maskRows(attentionMask: Tensor | number[][] | undefined, B: numb
   return attentionMask.map((r) => r.map((x) => (x ? 1 : 0)));
 }
 
-export { wrap, native };

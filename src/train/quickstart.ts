@@ -8,8 +8,9 @@ import type { PreTrainedModel } from '../models/base.js';
 import { loadAdapter } from '../peft/index.js';
 import { byteTokenizer } from '../tokenizer/index.js';
 import { resolveConfig } from './config.js';
-import { evaluateModelOnFile } from './tools.js';
-import { train } from './trainer.js';
+import { loadJsonlSync, type Dataset } from '../data/dataset.js';
+import type { LmExample } from '../data/types.js';
+import { evaluateLm, train } from './trainer.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BASE_MODEL_DIR = join(packageRoot, 'assets', 'base-model');
@@ -65,7 +66,9 @@ export async function quickstart(o: QuickstartOptions): Promise<{ before: { loss
     model.tokenizer ??= byteTokenizer();
     if (adapter) loadAdapter(model, adapter);
     const accuracy = labelAccuracy(model, task, labels);
-    const { loss } = evaluateModelOnFile({ model: base, data: valid, adapter, tokenizer: existsSync(join(base, 'tokenizer.json')) ? undefined : 'byte', seqLen: 256, batchSize: 16 });
+    const tok = model.tokenizer;
+    const data = loadJsonlSync(valid, tok, { seqLen: 256, kind: 'lm' } as never) as unknown as Dataset<LmExample>;
+    const { loss } = evaluateLm(model, data, 16, tok.padTokenId ?? tok.eosTokenId ?? 0);
     model.dispose();
     return { loss, accuracy };
   };

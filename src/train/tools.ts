@@ -9,11 +9,21 @@ import { loadAdapter, type LoraModel } from '../peft/index.js';
 import { byteTokenizer, loadTokenizerSync, type Tokenizer } from '../tokenizer/index.js';
 import { evaluateLm } from './trainer.js';
 
-function tokenizerFor(model: string, tokenizer?: string): Tokenizer {
+/**
+ * The tokenizer of a run: 'byte', a directory, else the model directory's
+ * (the byte tokenizer when there is none, e.g. a model built from a config).
+ * `hint` ends the error message: how to name a tokenizer where this is called.
+ */
+export function resolveTokenizer(tokenizer: string | undefined, modelDir: string | null, hint: string): Tokenizer {
   if (tokenizer === 'byte') return byteTokenizer();
-  const dir = tokenizer ?? model;
-  if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${join(dir, 'tokenizer.json')}: not found (pass --tokenizer DIR or --tokenizer byte)`);
+  const dir = tokenizer ?? modelDir;
+  if (!dir) return byteTokenizer();
+  if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${join(dir, 'tokenizer.json')}: not found (${hint})`);
   return loadTokenizerSync(dir);
+}
+
+function tokenizerFor(model: string, tokenizer?: string): Tokenizer {
+  return resolveTokenizer(tokenizer, model, 'pass --tokenizer DIR or --tokenizer byte');
 }
 
 export function evaluateModelOnFile(o: { model: string; data: string; adapter?: string; tokenizer?: string; seqLen: number; batchSize: number }): { loss: number; ppl: number; tokens: number } {

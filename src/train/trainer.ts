@@ -17,12 +17,12 @@ import * as ops from '../ops/index.js';
 import { native } from '../native/binding.js';
 import { AdamW, gradNorm, lrMultiplier, SGD, type Optimizer } from '../optim/index.js';
 import { manualSeed, tensor, tidy, type Tensor } from '../tensor.js';
-import { byteTokenizer, loadTokenizerSync, type Tokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { applyLora, loadAdapter, type LoraModel } from '../peft/index.js';
 import { cleanTemporary, latestCheckpoint, listCheckpoints, readState, removeCheckpoint, writeCheckpoint, writeJsonFile } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { MetricsLog, Progress, type StepMetrics } from './progress.js';
-import { copyTokenizerFiles } from './tools.js';
+import { copyTokenizerFiles, resolveTokenizer } from './tools.js';
 
 export interface TrainOptions {
   /** continue from the newest checkpoint in outDir */
@@ -91,14 +91,6 @@ export class NonFiniteLossError extends Error {
 }
 
 // ---------------------------------------------------------------- pieces
-function resolveTokenizer(cfg: TrainConfig): Tokenizer {
-  if (cfg.tokenizer === 'byte') return byteTokenizer();
-  const dir = cfg.tokenizer ?? (typeof cfg.model === 'string' ? cfg.model : null);
-  if (!dir) return byteTokenizer();
-  if (!existsSync(join(dir, 'tokenizer.json'))) throw new Error(`${join(dir, 'tokenizer.json')}: not found (set 'tokenizer' to a directory or 'byte')`);
-  return loadTokenizerSync(dir);
-}
-
 function buildBaseModel(cfg: TrainConfig, tok: Tokenizer, fromDir?: string): AnyModel {
   if (fromDir) return loadModel(fromDir, { tokenizer: false });
   if (typeof cfg.model === 'string') return loadModel(cfg.model, { tokenizer: false });
@@ -182,7 +174,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   if (state && state.config?.method && state.config.method !== cfg.method)
     throw new Error(`${resumeFrom!.dir}: the checkpoint is of a '${state.config.method}' run, but method is '${cfg.method}'`);
 
-  const tok = resolveTokenizer(cfg);
+  const tok = resolveTokenizer(cfg.tokenizer, typeof cfg.model === 'string' ? cfg.model : null, "set 'tokenizer' to a directory or 'byte'");
   const padTokenId = tok.padTokenId ?? tok.eosTokenId ?? 0;
 
   // data
@@ -314,10 +306,11 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       const t0 = performance.now();
       manualSeed((cfg.seed * 1000003 + step) % 2147483647);  // dropout masks depend on (seed, step) only
       const micro = Array.from({ length: cfg.gradAccum }, nextBatch);
-      const stepTokens = micro.reduce((a, b) => a + tokenCount(b), 0);
+      const counts = micro.map(tokenCount);
+      const stepTokens = counts.reduce((a, b) => a + b, 0);
       let lossSum = 0;
-      for (const batch of micro) {
-        if (tokenCount(batch) === 0) continue;
+      for (const [i, batch] of micro.entries()) {
+        if (counts[i] === 0) continue;
         lossSum += tidy(() => {
           const { loss } = lmLossSum(lm, batch);
           const scaled = ops.scale(loss, 1 / stepTokens);
