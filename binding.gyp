@@ -34,6 +34,8 @@
       "sources": [
         "native/addon.cc",
         "native/napi/tensor_wrap.cc",
+        "native/napi/cuda_storage.cc",
+        "native/napi/cuda_ops.cc",
         "native/napi/ops_tensor.cc",
         "native/napi/ops_math.cc",
         "native/napi/runtime.cc",

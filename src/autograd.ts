@@ -88,9 +88,13 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, wrap: (h: Na
       );
   let seed: Tensor;
   if (grad) {
-    seed = wrap(native.cast(grad._handle(), 'f32'));  // our own copy
+    // our own copy, of the root's float dtype and on its device
+    const dt = root.device === 'cuda' && root.dtype === 'bf16' ? 'bf16' : 'f32';
+    const onDev = grad.device === root.device ? grad : grad.to(root.device);
+    seed = wrap(native.cast(onDev._handle(), dt));
+    if (onDev !== grad) onDev.dispose();
   } else {
-    const h = native.empty('f32', [...root.shape]);
+    const h = native.empty(root.device === 'cuda' && root.dtype === 'bf16' ? 'bf16' : 'f32', [...root.shape], root.device);
     native.fill(h, 1);
     seed = wrap(h);
   }

@@ -3,6 +3,8 @@ export { Tensor, tensor, zeros, ones, full, rand, randn, tidy, keep, manualSeed 
 export type { DType, Device, TensorOptions, RandomOptions } from './tensor.js';
 export { noGrad, isGradEnabled } from './autograd.js';
 export { backend, setIsa, setThreads } from './backend.js';
+export { cuda, autocast } from './cuda.js';
+export type { CudaMemoryStats } from './cuda.js';
 export type { BackendInfo } from './backend.js';
 export * as ops from './ops/index.js';
 export * from './io/index.js';

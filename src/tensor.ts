@@ -24,7 +24,8 @@ export class Tensor {
   private _h: NativeTensor | null;
   readonly shape: readonly number[];
   readonly dtype: DType;
-  readonly device: Device = 'cpu';
+  /** @internal the device, read from the handle on first use */
+  private _device: Device | undefined = undefined;
   requiresGrad = false;
   grad: Tensor | null = null;
   /** @internal the op that produced this tensor (null for leaves) */
@@ -39,6 +40,12 @@ export class Tensor {
     this.dtype = handle.dtype;
     const scope = scopes[scopes.length - 1];
     if (scope) scope.add(this);
+  }
+
+  /** Where the bytes live: 'cpu', or 'cuda' (the device of the CUDA backend). */
+  get device(): Device {
+    if (this._device === undefined) this._device = this._h ? this._h.device : 'cpu';
+    return this._device;
   }
 
   get numel(): number {
@@ -68,7 +75,10 @@ export class Tensor {
     return this;
   }
 
-  /** Synchronous host copy: Float32Array for float dtypes, Int32Array / Int8Array otherwise. */
+  /**
+   * Synchronous host copy: Float32Array for float dtypes, Int32Array / Int8Array otherwise.
+   * For a CUDA tensor this waits for the queued kernels; a kernel fault surfaces here as an error.
+   */
   toArray(): Float32Array | Int32Array | Int8Array {
     return native.toArray(this._handle());
   }
@@ -94,15 +104,36 @@ export class Tensor {
     return new Tensor(native.reshape(this._handle(), [...this.shape]), this.shape);
   }
 
-  /** Copy to a device or convert to a dtype. Conversions are differentiable (the gradient is cast back to f32). */
+  /**
+   * Copy to a device or convert to a dtype; the same device or dtype returns this tensor.
+   * Both are differentiable: the gradient goes back to this tensor's device, cast to its dtype.
+   */
   to(target: Device | DType): Tensor {
-    if (target === 'cpu') return this;
-    if (target === 'cuda') throw new Error(cudaUnavailableMessage());
+    if (target === 'cpu' || target === 'cuda') {
+      if (target === this.device) return this;
+      const moved = wrap(native.toDevice(this._handle(), target), this.shape);
+      const from = this.device;
+      if (FLOAT_DTYPES.includes(this.dtype)) record(moved, 'to', [this], (g) => [wrap(native.toDevice(g._handle(), from), g.shape)]);
+      return moved;
+    }
     if (!DTYPES.includes(target)) throw new TypeError(`to: unknown device or dtype '${String(target)}'`);
+    if (target === this.dtype) return this;
     const out = wrap(native.cast(this._handle(), target));
-    if (FLOAT_DTYPES.includes(target) && FLOAT_DTYPES.includes(this.dtype))
-      record(out, 'to', [this], (g) => [wrap(native.clone(g._handle()))]);
+    const from = this.dtype;
+    if (FLOAT_DTYPES.includes(target) && FLOAT_DTYPES.includes(from))
+      // the gradient of an f32 source is f32; a bf16 or f16 source gets its gradient as it comes (f32 on the CPU)
+      record(out, 'to', [this], (g) => [wrap(from !== 'f32' || g.dtype === 'f32' ? native.clone(g._handle()) : native.cast(g._handle(), 'f32'))]);
     return out;
+  }
+
+  /** @internal moves this tensor's storage to a device in place (Module.to) */
+  _moveTo(device: Device): void {
+    if (device === this.device) return;
+    const moved = native.toDevice(this._handle(), device);
+    this._h!.dispose();
+    this._h = moved;
+    this._device = device;
+    this.grad?._moveTo(device);
   }
 
   clone(): Tensor {
@@ -189,10 +220,21 @@ function checkShape(op: string, shape: readonly number[]): number[] {
   return [...shape];
 }
 
-function checkDevice(op: string, device: Device | undefined): void {
-  if (device === undefined || device === 'cpu') return;
-  if (device === 'cuda') throw new Error(`${op}: ${cudaUnavailableMessage()}`);
+function checkDevice(op: string, device: Device | undefined): Device {
+  if (device === undefined || device === 'cpu') return 'cpu';
+  if (device === 'cuda') {
+    if (!native.backendInfo().cuda.available) throw new Error(`${op}: ${cudaUnavailableMessage()}`);
+    return 'cuda';
+  }
   throw new TypeError(`${op}: unknown device '${String(device)}'`);
+}
+
+/** A CPU-made tensor moved to `device` (the CPU one is freed). */
+function onDevice(t: Tensor, device: Device): Tensor {
+  if (device === 'cpu') return t;
+  const moved = wrap(native.toDevice(t._handle(), device), t.shape);
+  t.dispose();
+  return moved;
 }
 
 function finish(t: Tensor, opts?: TensorOptions): Tensor {
@@ -205,16 +247,16 @@ function finish(t: Tensor, opts?: TensorOptions): Tensor {
 
 /** A tensor from data (an array or typed array, or one number for a 0-d tensor) and a shape. */
 export function tensor(data: ArrayLike<number> | number, shape?: readonly number[], opts: TensorOptions = {}): Tensor {
-  checkDevice('tensor', opts.device);
+  const device = checkDevice('tensor', opts.device);
   const values: ArrayLike<number> = typeof data === 'number' ? [data] : data;
   const s = shape === undefined ? (typeof data === 'number' ? [] : [values.length]) : checkShape('tensor', shape);
   const dtype = opts.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Int8Array ? 'i8' : 'f32');
-  return finish(wrap(native.fromArray(values, s, dtype)), opts);
+  return finish(onDevice(wrap(native.fromArray(values, s, dtype)), device), opts);
 }
 
 function filled(op: string, shape: readonly number[], value: number, opts: TensorOptions): Tensor {
-  checkDevice(op, opts.device);
-  const h = native.empty(opts.dtype ?? 'f32', checkShape(op, shape));
+  const device = checkDevice(op, opts.device);
+  const h = native.empty(opts.dtype ?? 'f32', checkShape(op, shape), device);
   native.fill(h, value);
   return finish(wrap(h), opts);
 }
@@ -248,7 +290,7 @@ export interface RandomOptions extends TensorOptions {
 }
 
 function random(op: 'rand' | 'randn', shape: readonly number[], opts: RandomOptions): Tensor {
-  checkDevice(op, opts.device);
+  const device = checkDevice(op, opts.device);
   const seed = opts.seed ?? nextSeed();
   const h = op === 'rand' ? native.rand(checkShape(op, shape), seed, 0, 1) : native.randn(checkShape(op, shape), seed, 0, 1);
   let t = wrap(h);
@@ -257,7 +299,8 @@ function random(op: 'rand' | 'randn', shape: readonly number[], opts: RandomOpti
     t.dispose();
     t = c;
   }
-  return finish(t, opts);
+  // made on the CPU and copied: the same seed gives the same values on every device
+  return finish(onDevice(t, device), opts);
 }
 
 /** Uniform in [0, 1). The same seed gives the same values on every ISA and thread count. */

@@ -6,6 +6,7 @@
 #include "../cpu/baseline.h"
 #include "../runtime/isa.h"
 #include "bindings.h"
+#include "cuda_ops.h"
 
 namespace tk {
 namespace {
@@ -14,6 +15,19 @@ Napi::Object new_f32(Napi::Env env, const Shape& s, TensorWrap** w) {
   Napi::Object o = TensorWrap::Create(env, DType::F32, s);
   *w = TensorWrap::Unwrap(o);
   return o;
+}
+
+// An output of the op's float dtype (f32 on the CPU; f32 or bf16 on CUDA).
+Napi::Object new_like(Napi::Env env, const TensorWrap* like, const Shape& s, TensorWrap** w) {
+  Napi::Object o = TensorWrap::Create(env, like->dtype, s);
+  *w = TensorWrap::Unwrap(o);
+  return o;
+}
+
+void same_dtype(const Args& a, const TensorWrap* x, const TensorWrap* y, const char* nx, const char* ny) {
+  if (x->dtype != y->dtype)
+    a.type_error(std::string("'") + nx + "' is " + dtype_name(x->dtype) + " but '" + ny + "' is " + dtype_name(y->dtype) +
+                 "; convert one with .to()");
 }
 
 bool parse_unary(const std::string& s, UnaryOp* op) {
@@ -41,10 +55,14 @@ static Napi::Value UnaryForward(const Napi::CallbackInfo& info) {
   UnaryOp op;
   if (!parse_unary(name, &op)) a.type_error("unknown unary op '" + name + "'");
   Args b(info, name.c_str());
-  TensorWrap* x = b.tensor_f32(1, "x");
+  TensorWrap* x = b.tensor_float(1, "x");
   float p = static_cast<float>(b.number(2, "p"));
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  Napi::Object out = new_like(info.Env(), x, x->shape, &y);
+  if (b.cuda()) {
+    if (x->numel) cuda_check(b, cuda_backend(b).unary_forward(tk_unary_op(op), tk_dt(x->dtype), x->raw(), y->raw(), x->numel, p));
+    return out;
+  }
   kt().unary_forward(op, x->f32(), y->f32(), x->numel, p);
   return out;
 }
@@ -58,14 +76,21 @@ static Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   if (!parse_unary(name, &op)) a.type_error("unknown unary op '" + name + "'");
   std::string opname = name + "_backward";
   Args b(info, opname.c_str());
-  TensorWrap* x = b.tensor_f32(1, "x");
-  TensorWrap* y = b.tensor_f32(2, "y");
-  TensorWrap* gy = b.tensor_f32(3, "gy");
+  TensorWrap* x = b.tensor_float(1, "x");
+  TensorWrap* y = b.tensor_float(2, "y");
+  TensorWrap* gy = b.tensor_float(3, "gy");
   float p = static_cast<float>(b.number(4, "p"));
   same_shape(b, x, y, "x", "y");
   same_shape(b, x, gy, "x", "gy");
+  same_dtype(b, x, y, "x", "y");
+  same_dtype(b, x, gy, "x", "gy");
   TensorWrap* gx;
-  Napi::Object out = new_f32(info.Env(), x->shape, &gx);
+  Napi::Object out = new_like(info.Env(), x, x->shape, &gx);
+  if (b.cuda()) {
+    if (x->numel)
+      cuda_check(b, cuda_backend(b).unary_backward(tk_unary_op(op), tk_dt(x->dtype), x->raw(), y->raw(), gy->raw(), gx->raw(), x->numel, p));
+    return out;
+  }
   kt().unary_backward(op, x->f32(), y->f32(), gy->f32(), gx->f32(), x->numel, p);
   return out;
 }
@@ -82,12 +107,19 @@ static Napi::Value BinaryForward(const Napi::CallbackInfo& info) {
   else if (name == "div") op = BinaryOp::Div;
   else a0.type_error("unknown binary op '" + name + "'");
   Args args(info, name.c_str());
-  TensorWrap* x = args.tensor_f32(1, "a");
-  TensorWrap* z = args.tensor_f32(2, "b");
+  TensorWrap* x = args.tensor_float(1, "a");
+  TensorWrap* z = args.tensor_float(2, "b");
+  same_dtype(args, x, z, "a", "b");
   Shape s = broadcast_shapes(args, x->shape, z->shape);
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), s, &y);
+  Napi::Object out = new_like(info.Env(), x, s, &y);
   if (shape_numel(s) == 0) return out;
+  if (args.cuda()) {
+    CudaStrides c = cuda_strides(args, plan_broadcast(s, {x->shape, z->shape}));
+    cuda_check(args, cuda_backend(args).binary(tk_binary_op(op), tk_dt(x->dtype), x->raw(), c.strides[0], z->raw(),
+                                               c.strides[1], y->raw(), c.ndim, c.sizes));
+    return out;
+  }
   if (x->shape == z->shape) {
     kt().binary_inner(op, x->f32(), 1, z->f32(), 1, y->f32(), y->numel);
     return out;
@@ -111,12 +143,19 @@ static Napi::Value WhereForward(const Napi::CallbackInfo& info) {
   args.count(3);
   TensorWrap* c = args.tensor(0, "cond");
   if (c->dtype == DType::BF16 || c->dtype == DType::F16) args.type_error("'cond' must be f32, i32 or i8");
-  TensorWrap* x = args.tensor_f32(1, "a");
-  TensorWrap* z = args.tensor_f32(2, "b");
+  TensorWrap* x = args.tensor_float(1, "a");
+  TensorWrap* z = args.tensor_float(2, "b");
+  same_dtype(args, x, z, "a", "b");
   Shape s = broadcast_shapes(args, broadcast_shapes(args, c->shape, x->shape), z->shape);
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), s, &y);
+  Napi::Object out = new_like(info.Env(), x, s, &y);
   if (shape_numel(s) == 0) return out;
+  if (args.cuda()) {
+    CudaStrides st = cuda_strides(args, plan_broadcast(s, {c->shape, x->shape, z->shape}));
+    cuda_check(args, cuda_backend(args).where(c->raw(), tk_dt(c->dtype), st.strides[0], x->raw(), st.strides[1], z->raw(),
+                                              st.strides[2], tk_dt(x->dtype), y->raw(), st.ndim, st.sizes));
+    return out;
+  }
   BroadcastPlan p = plan_broadcast(s, {c->shape, x->shape, z->shape});
   int64_t inner = p.inner(), sc = p.strides[0].back(), sa = p.strides[1].back(), sb = p.strides[2].back();
   DType cd = c->dtype;
@@ -145,7 +184,7 @@ static Napi::Value WhereForward(const Napi::CallbackInfo& info) {
 static Napi::Value MaskedFillForward(const Napi::CallbackInfo& info) {
   Args args(info, "maskedFill");
   args.count(3);
-  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* x = args.tensor_float(0, "x");
   TensorWrap* m = args.tensor(1, "mask");
   if (m->dtype == DType::BF16 || m->dtype == DType::F16) args.type_error("'mask' must be f32, i32 or i8");
   if (!info[2].IsNumber()) args.type_error("argument 'value' must be a number");
@@ -153,8 +192,18 @@ static Napi::Value MaskedFillForward(const Napi::CallbackInfo& info) {
   Shape s = broadcast_shapes(args, x->shape, m->shape);
   if (s != x->shape) args.range_error("mask " + shape_str(m->shape) + " does not broadcast to x " + shape_str(x->shape));
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), s, &y);
+  Napi::Object out = new_like(info.Env(), x, s, &y);
   if (x->numel == 0) return out;
+  if (args.cuda()) {
+    // y = mask ? value : x, the value broadcast from a one-element tensor
+    const tk_backend_api& api = cuda_backend(args);
+    TensorWrap* v = TensorWrap::Unwrap(TensorWrap::Create(info.Env(), x->dtype, Shape{1}));
+    cuda_check(args, api.fill(v->raw(), tk_dt(x->dtype), 1, value));
+    CudaStrides st = cuda_strides(args, plan_broadcast(s, {m->shape, Shape{}, x->shape}));
+    cuda_check(args, api.where(m->raw(), tk_dt(m->dtype), st.strides[0], v->raw(), st.strides[1], x->raw(), st.strides[2],
+                               tk_dt(x->dtype), y->raw(), st.ndim, st.sizes));
+    return out;
+  }
   BroadcastPlan p = plan_broadcast(s, {x->shape, m->shape});
   int64_t inner = p.inner(), sm = p.strides[1].back();
   DType md = m->dtype;
@@ -188,14 +237,14 @@ static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
   else if (name == "max") op = ReduceOp::Max;
   else a0.type_error("unknown reduction '" + name + "'");
   Args args(info, name.c_str());
-  TensorWrap* x = args.tensor_f32(1, "x");
+  TensorWrap* x = args.tensor_float(1, "x");
   int64_t axis = args.axis(2, "axis", x->shape.size());
   int64_t n = x->shape[axis], outer = 1, inner = 1;
   if (n == 0 && op != ReduceOp::Sum) args.range_error("cannot take the " + name + " of an empty axis");
   Shape s = x->shape;
   s.erase(s.begin() + axis);
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), s, &y);
+  Napi::Object out = new_like(info.Env(), x, s, &y);
   // the sizes multiply to at most 2^40 unless empty (checked first)
   if (y->numel) {
     for (int64_t k = 0; k < axis; ++k) outer *= x->shape[k];
@@ -209,13 +258,22 @@ static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
       r[1u] = idx;
       return r;
     }
-    kt().reduce_axis(op, x->f32(), outer, n, inner, y->f32(), TensorWrap::Unwrap(idx)->i32());
+    if (args.cuda())
+      cuda_check(args, cuda_backend(args).reduce_axis(TK_MAX, tk_dt(x->dtype), x->raw(), outer, n, inner, y->raw(),
+                                                      TensorWrap::Unwrap(idx)->i32()));
+    else kt().reduce_axis(op, x->f32(), outer, n, inner, y->f32(), TensorWrap::Unwrap(idx)->i32());
     Napi::Array r = Napi::Array::New(info.Env(), 2);
     r[0u] = out;
     r[1u] = idx;
     return r;
   }
   if (y->numel == 0) return out;
+  if (args.cuda()) {
+    const tk_backend_api& api = cuda_backend(args);
+    if (n == 0) cuda_check(args, api.fill(y->raw(), tk_dt(y->dtype), y->numel, 0.0));
+    else cuda_check(args, api.reduce_axis(tk_reduce_op(op), tk_dt(x->dtype), x->raw(), outer, n, inner, y->raw(), nullptr));
+    return out;
+  }
   if (n == 0) {
     std::memset(y->f32(), 0, y->numel * 4);
     return out;
@@ -228,7 +286,7 @@ static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
 static Napi::Value MaxBackward(const Napi::CallbackInfo& info) {
   Args args(info, "max_backward");
   args.count(4);
-  TensorWrap* gy = args.tensor_f32(0, "gy");
+  TensorWrap* gy = args.tensor_float(0, "gy");
   TensorWrap* idx = args.tensor_i32(1, "idx");
   Shape s = args.shape(2, "shape");
   int64_t axis = args.axis(3, "axis", s.size());
@@ -236,7 +294,19 @@ static Napi::Value MaxBackward(const Napi::CallbackInfo& info) {
   r.erase(r.begin() + axis);
   if (gy->shape != r || idx->shape != r) args.range_error("gy and idx must have shape " + shape_str(r));
   TensorWrap* gx;
-  Napi::Object out = new_f32(info.Env(), s, &gx);
+  Napi::Object out = new_like(info.Env(), gy, s, &gx);
+  if (args.cuda()) {
+    const tk_backend_api& api = cuda_backend(args);
+    if (gx->numel) cuda_check(args, api.fill(gx->raw(), tk_dt(gx->dtype), gx->numel, 0.0));
+    if (gy->numel == 0) return out;
+    int64_t n = s[axis], outer = 1, inner = 1;
+    for (int64_t k = 0; k < axis; ++k) outer *= s[k];
+    for (size_t k = axis + 1; k < s.size(); ++k) inner *= s[k];
+    for (int32_t j : cuda_read_i32(args, idx))
+      if (j < 0 || j >= n) args.range_error("argmax index out of range");
+    cuda_check(args, api.max_backward(tk_dt(gy->dtype), gy->raw(), idx->i32(), outer, n, inner, gx->raw()));
+    return out;
+  }
   std::memset(gx->f32(), 0, gx->numel * 4);
   if (gy->numel == 0) return out;  // (outer sizes may be huge when empty)
   int64_t n = s[axis], outer = 1, inner = 1;
@@ -265,14 +335,18 @@ static Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
   // named after the public op (softmax or logSoftmax)
   Args args(info, info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value() ? "logSoftmax" : "softmax");
   args.count(3);
-  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* x = args.tensor_float(0, "x");
   int64_t axis = args.axis(1, "axis", x->shape.size());
   bool log = args.boolean(2, "log");
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  Napi::Object out = new_like(info.Env(), x, x->shape, &y);
   if (x->numel == 0) return out;
   int64_t outer, n, inner;
   axis_split(x->shape, axis, &outer, &n, &inner);
+  if (args.cuda()) {
+    cuda_check(args, cuda_backend(args).softmax_forward(tk_dt(x->dtype), x->raw(), y->raw(), outer, n, inner, log));
+    return out;
+  }
   kt().softmax_forward(x->f32(), y->f32(), outer, n, inner, log);
   return out;
 }
@@ -281,16 +355,21 @@ static Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
 static Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   Args args(info, info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value() ? "logSoftmax_backward" : "softmax_backward");
   args.count(4);
-  TensorWrap* y = args.tensor_f32(0, "y");
-  TensorWrap* gy = args.tensor_f32(1, "gy");
+  TensorWrap* y = args.tensor_float(0, "y");
+  TensorWrap* gy = args.tensor_float(1, "gy");
   same_shape(args, y, gy, "y", "gy");
+  same_dtype(args, y, gy, "y", "gy");
   int64_t axis = args.axis(2, "axis", y->shape.size());
   bool log = args.boolean(3, "log");
   TensorWrap* gx;
-  Napi::Object out = new_f32(info.Env(), y->shape, &gx);
+  Napi::Object out = new_like(info.Env(), y, y->shape, &gx);
   if (y->numel == 0) return out;
   int64_t outer, n, inner;
   axis_split(y->shape, axis, &outer, &n, &inner);
+  if (args.cuda()) {
+    cuda_check(args, cuda_backend(args).softmax_backward(tk_dt(y->dtype), y->raw(), gy->raw(), gx->raw(), outer, n, inner, log));
+    return out;
+  }
   kt().softmax_backward(y->f32(), gy->f32(), gx->f32(), outer, n, inner, log);
   return out;
 }
@@ -300,7 +379,9 @@ static void check_targets(const Args& args, const TensorWrap* logits, const Tens
   if (targets->shape.size() != 1 || targets->shape[0] != logits->shape[0])
     args.range_error("targets must be [N] = [" + std::to_string(logits->shape[0]) + "], got " + shape_str(targets->shape));
   int64_t V = logits->shape[1];
-  const int32_t* t = targets->i32();
+  std::vector<int32_t> host;
+  if (targets->device == Device::CUDA) host = cuda_read_i32(args, targets);
+  const int32_t* t = targets->device == Device::CUDA ? host.data() : targets->i32();
   for (int64_t i = 0; i < targets->numel; ++i)
     if (t[i] != ignore && (t[i] < 0 || t[i] >= V))
       args.range_error("target " + std::to_string(t[i]) + " at position " + std::to_string(i) + " is out of range [0, " + std::to_string(V) + ")");
@@ -310,7 +391,7 @@ static void check_targets(const Args& args, const TensorWrap* logits, const Tens
 static Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   Args args(info, "crossEntropy");
   args.count(3);
-  TensorWrap* lg = args.tensor_f32(0, "logits");
+  TensorWrap* lg = args.tensor_float(0, "logits");
   TensorWrap* tg = args.tensor_i32(1, "targets");
   int32_t ignore = static_cast<int32_t>(args.integer(2, "ignoreIndex", INT32_MIN, INT32_MAX));
   check_targets(args, lg, tg, ignore);
@@ -319,7 +400,11 @@ static Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   TensorWrap *loss, *lse;
   Napi::Object o1 = new_f32(info.Env(), s, &loss);
   Napi::Object o2 = new_f32(info.Env(), s, &lse);
-  kt().cross_entropy_forward(lg->f32(), tg->i32(), lg->shape[0], lg->shape[1], ignore, loss->f32(), lse->f32());
+  if (args.cuda()) {
+    if (s[0])
+      cuda_check(args, cuda_backend(args).cross_entropy_forward(tk_dt(lg->dtype), lg->raw(), tg->i32(), lg->shape[0],
+                                                                lg->shape[1], ignore, loss->f32(), lse->f32()));
+  } else kt().cross_entropy_forward(lg->f32(), tg->i32(), lg->shape[0], lg->shape[1], ignore, loss->f32(), lse->f32());
   Napi::Array r = Napi::Array::New(info.Env(), 2);
   r[0u] = o1;
   r[1u] = o2;
@@ -330,7 +415,7 @@ static Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
 static Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   Args args(info, "crossEntropy_backward");
   args.count(5);
-  TensorWrap* lg = args.tensor_f32(0, "logits");
+  TensorWrap* lg = args.tensor_float(0, "logits");
   TensorWrap* lse = args.tensor_f32(1, "lse");
   TensorWrap* tg = args.tensor_i32(2, "targets");
   TensorWrap* gr = args.tensor_f32(3, "gRow");
@@ -338,7 +423,13 @@ static Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   check_targets(args, lg, tg, ignore);
   if (lse->shape != tg->shape || gr->shape != tg->shape) args.range_error("lse and gRow must be [N]");
   TensorWrap* gx;
-  Napi::Object out = new_f32(info.Env(), lg->shape, &gx);
+  Napi::Object out = new_like(info.Env(), lg, lg->shape, &gx);
+  if (args.cuda()) {
+    if (lg->numel)
+      cuda_check(args, cuda_backend(args).cross_entropy_backward(tk_dt(lg->dtype), lg->raw(), lse->f32(), tg->i32(), gr->f32(),
+                                                                 lg->shape[0], lg->shape[1], ignore, gx->raw()));
+    return out;
+  }
   kt().cross_entropy_backward(lg->f32(), lse->f32(), tg->i32(), gr->f32(), lg->shape[0], lg->shape[1], ignore, gx->f32());
   return out;
 }
@@ -360,18 +451,24 @@ static double eps_arg(const Args& args, size_t i) {
 static Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
   Args args(info, "layerNorm");
   args.count(4);
-  TensorWrap* x = args.tensor_f32(0, "x");
-  TensorWrap* w = args.tensor_f32(1, "weight");
-  TensorWrap* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : args.tensor_f32(2, "bias");
+  TensorWrap* x = args.tensor_float(0, "x");
+  TensorWrap* w = args.tensor_float(1, "weight");
+  TensorWrap* b = info[2].IsNull() || info[2].IsUndefined() ? nullptr : args.tensor_float(2, "bias");
   check_norm(args, x, w, b);
   float eps = float(eps_arg(args, 3));
   int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
   Shape rs(x->shape.begin(), x->shape.end() - 1);
   TensorWrap *y, *mean, *rstd;
   Napi::Array r = Napi::Array::New(info.Env(), 3);
-  r[0u] = new_f32(info.Env(), x->shape, &y);
+  r[0u] = new_like(info.Env(), x, x->shape, &y);
   r[1u] = new_f32(info.Env(), rs, &mean);
   r[2u] = new_f32(info.Env(), rs, &rstd);
+  if (args.cuda()) {
+    if (C && rows)
+      cuda_check(args, cuda_backend(args).layer_norm_forward(tk_dt(x->dtype), x->raw(), w->raw(), b ? b->raw() : nullptr,
+                                                             rows, C, eps, y->raw(), mean->f32(), rstd->f32()));
+    return r;
+  }
   if (C && rows) kt().layer_norm_forward(x->f32(), w->f32(), b ? b->f32() : nullptr, rows, C, eps, y->f32(), mean->f32(), rstd->f32());
   return r;
 }
@@ -380,11 +477,11 @@ static Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
 static Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   Args args(info, "layerNorm_backward");
   args.count(7);
-  TensorWrap* x = args.tensor_f32(0, "x");
-  TensorWrap* w = args.tensor_f32(1, "weight");
+  TensorWrap* x = args.tensor_float(0, "x");
+  TensorWrap* w = args.tensor_float(1, "weight");
   TensorWrap* mean = args.tensor_f32(2, "mean");
   TensorWrap* rstd = args.tensor_f32(3, "rstd");
-  TensorWrap* gy = args.tensor_f32(4, "gy");
+  TensorWrap* gy = args.tensor_float(4, "gy");
   bool need_w = args.boolean(5, "needWeight"), need_b = args.boolean(6, "needBias");
   check_norm(args, x, w, nullptr);
   same_shape(args, x, gy, "x", "gy");
@@ -393,9 +490,18 @@ static Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
   TensorWrap *gx, *gw = nullptr, *gb = nullptr;
   Napi::Array r = Napi::Array::New(info.Env(), 3);
-  r[0u] = new_f32(info.Env(), x->shape, &gx);
-  r[1u] = need_w ? Napi::Value(new_f32(info.Env(), w->shape, &gw)) : info.Env().Null();
-  r[2u] = need_b ? Napi::Value(new_f32(info.Env(), w->shape, &gb)) : info.Env().Null();
+  r[0u] = new_like(info.Env(), x, x->shape, &gx);
+  r[1u] = need_w ? Napi::Value(new_like(info.Env(), w, w->shape, &gw)) : info.Env().Null();
+  r[2u] = need_b ? Napi::Value(new_like(info.Env(), w, w->shape, &gb)) : info.Env().Null();
+  if (args.cuda()) {
+    const tk_backend_api& api = cuda_backend(args);
+    if (gw && !rows && C) cuda_check(args, api.fill(gw->raw(), tk_dt(gw->dtype), C, 0.0));
+    if (gb && !rows && C) cuda_check(args, api.fill(gb->raw(), tk_dt(gb->dtype), C, 0.0));
+    if (C && rows)
+      cuda_check(args, api.layer_norm_backward(tk_dt(x->dtype), x->raw(), w->raw(), mean->f32(), rstd->f32(), gy->raw(), rows,
+                                               C, gx->raw(), gw ? gw->raw() : nullptr, gb ? gb->raw() : nullptr));
+    return r;
+  }
   if (gw && !rows) std::memset(gw->f32(), 0, C * 4);
   if (gb && !rows) std::memset(gb->f32(), 0, C * 4);
   if (C && rows)
@@ -408,16 +514,21 @@ static Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
 static Napi::Value RmsNormForward(const Napi::CallbackInfo& info) {
   Args args(info, "rmsNorm");
   args.count(3);
-  TensorWrap* x = args.tensor_f32(0, "x");
-  TensorWrap* w = args.tensor_f32(1, "weight");
+  TensorWrap* x = args.tensor_float(0, "x");
+  TensorWrap* w = args.tensor_float(1, "weight");
   check_norm(args, x, w, nullptr);
   float eps = float(eps_arg(args, 2));
   int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
   Shape rs(x->shape.begin(), x->shape.end() - 1);
   TensorWrap *y, *rstd;
   Napi::Array r = Napi::Array::New(info.Env(), 2);
-  r[0u] = new_f32(info.Env(), x->shape, &y);
+  r[0u] = new_like(info.Env(), x, x->shape, &y);
   r[1u] = new_f32(info.Env(), rs, &rstd);
+  if (args.cuda()) {
+    if (C && rows)
+      cuda_check(args, cuda_backend(args).rms_norm_forward(tk_dt(x->dtype), x->raw(), w->raw(), rows, C, eps, y->raw(), rstd->f32()));
+    return r;
+  }
   if (C && rows) kt().rms_norm_forward(x->f32(), w->f32(), rows, C, eps, y->f32(), rstd->f32());
   return r;
 }
@@ -426,10 +537,10 @@ static Napi::Value RmsNormForward(const Napi::CallbackInfo& info) {
 static Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   Args args(info, "rmsNorm_backward");
   args.count(5);
-  TensorWrap* x = args.tensor_f32(0, "x");
-  TensorWrap* w = args.tensor_f32(1, "weight");
+  TensorWrap* x = args.tensor_float(0, "x");
+  TensorWrap* w = args.tensor_float(1, "weight");
   TensorWrap* rstd = args.tensor_f32(2, "rstd");
-  TensorWrap* gy = args.tensor_f32(3, "gy");
+  TensorWrap* gy = args.tensor_float(3, "gy");
   bool need_w = args.boolean(4, "needWeight");
   check_norm(args, x, w, nullptr);
   same_shape(args, x, gy, "x", "gy");
@@ -438,8 +549,16 @@ static Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   int64_t C = x->shape.back(), rows = C ? x->numel / C : 0;
   TensorWrap *gx, *gw = nullptr;
   Napi::Array r = Napi::Array::New(info.Env(), 2);
-  r[0u] = new_f32(info.Env(), x->shape, &gx);
-  r[1u] = need_w ? Napi::Value(new_f32(info.Env(), w->shape, &gw)) : info.Env().Null();
+  r[0u] = new_like(info.Env(), x, x->shape, &gx);
+  r[1u] = need_w ? Napi::Value(new_like(info.Env(), w, w->shape, &gw)) : info.Env().Null();
+  if (args.cuda()) {
+    const tk_backend_api& api = cuda_backend(args);
+    if (gw && !rows && C) cuda_check(args, api.fill(gw->raw(), tk_dt(gw->dtype), C, 0.0));
+    if (C && rows)
+      cuda_check(args, api.rms_norm_backward(tk_dt(x->dtype), x->raw(), w->raw(), rstd->f32(), gy->raw(), rows, C, gx->raw(),
+                                             gw ? gw->raw() : nullptr));
+    return r;
+  }
   if (gw && !rows) std::memset(gw->f32(), 0, C * 4);
   if (C && rows) kt().rms_norm_backward(x->f32(), w->f32(), rstd->f32(), gy->f32(), rows, C, gx->f32(), gw ? gw->f32() : nullptr);
   return r;
@@ -449,18 +568,25 @@ static Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
 static Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   Args args(info, "embedding");
   args.count(2);
-  TensorWrap* table = args.tensor_f32(0, "table");
+  TensorWrap* table = args.tensor_float(0, "table");
   TensorWrap* ids = args.tensor_i32(1, "ids");
   if (table->shape.size() != 2) args.range_error("table must be [V, C], got " + shape_str(table->shape));
   int64_t V = table->shape[0], C = table->shape[1];
-  const int32_t* id = ids->i32();
+  std::vector<int32_t> host;
+  if (args.cuda()) host = cuda_read_i32(args, ids);
+  const int32_t* id = args.cuda() ? host.data() : ids->i32();
   for (int64_t i = 0; i < ids->numel; ++i)
     if (id[i] < 0 || id[i] >= V)
       args.range_error("id " + std::to_string(id[i]) + " at position " + std::to_string(i) + " is out of range [0, " + std::to_string(V) + ")");
   Shape s = ids->shape;
   s.push_back(C);
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), s, &y);
+  Napi::Object out = new_like(info.Env(), table, s, &y);
+  if (args.cuda()) {
+    if (y->numel)
+      cuda_check(args, cuda_backend(args).embedding_forward(tk_dt(table->dtype), table->raw(), ids->i32(), ids->numel, V, C, y->raw()));
+    return out;
+  }
   const float* t = table->f32();
   float* yo = y->f32();
   par(ids->numel, 64, [&](int64_t b, int64_t e) {
@@ -473,7 +599,7 @@ static Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
 static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   Args args(info, "embedding_backward");
   args.count(3);
-  TensorWrap* gy = args.tensor_f32(0, "gy");
+  TensorWrap* gy = args.tensor_float(0, "gy");
   TensorWrap* ids = args.tensor_i32(1, "ids");
   int64_t V = args.integer(2, "V", 0, kMaxElements);
   Shape s = ids->shape;
@@ -481,10 +607,24 @@ static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   int64_t C = gy->shape.back();
   s.push_back(C);
   if (s != gy->shape) args.range_error("gy must be ids.shape + [C]");
-  const int32_t* id = ids->i32();
+  std::vector<int32_t> host;
+  if (args.cuda()) host = cuda_read_i32(args, ids);
+  const int32_t* id = args.cuda() ? host.data() : ids->i32();
   for (int64_t i = 0; i < ids->numel; ++i)
     if (id[i] < 0 || id[i] >= V) args.range_error("id " + std::to_string(id[i]) + " is out of range [0, " + std::to_string(V) + ")");
   TensorWrap* g;
+  if (args.cuda()) {
+    // accumulated in f32 (atomics), then cast to the table's dtype when it is bf16
+    Napi::Object out = new_f32(info.Env(), Shape{V, C}, &g);
+    const tk_backend_api& api = cuda_backend(args);
+    if (V * C) cuda_check(args, api.embedding_backward(tk_dt(gy->dtype), gy->raw(), ids->i32(), ids->numel, V, C, g->f32()));
+    if (gy->dtype == DType::F32) return out;
+    TensorWrap* gb;
+    Napi::Object outb = new_like(info.Env(), gy, Shape{V, C}, &gb);
+    int64_t n = V * C, one = 1;
+    if (n) cuda_check(args, api.copy_strided(gb->raw(), tk_dt(gb->dtype), &one, g->raw(), TK_F32, &one, 1, &n));
+    return outb;
+  }
   Napi::Object out = new_f32(info.Env(), Shape{V, C}, &g);
   float* go = g->f32();
   std::memset(go, 0, V * C * 4);
@@ -504,12 +644,16 @@ static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
 static Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   Args args(info, "dropout");
   args.count(3);
-  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* x = args.tensor_float(0, "x");
   double p = args.number(1, "p");
   if (p < 0 || p > 1) args.range_error("p must be in [0, 1], got " + std::to_string(p));
   int64_t seed = args.integer(2, "seed", 0, int64_t(1) << 53);
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  Napi::Object out = new_like(info.Env(), x, x->shape, &y);
+  if (args.cuda()) {
+    if (x->numel) cuda_check(args, cuda_backend(args).dropout(tk_dt(x->dtype), x->raw(), y->raw(), x->numel, float(p), uint64_t(seed)));
+    return out;
+  }
   kt().dropout(x->f32(), y->f32(), x->numel, float(p), uint64_t(seed));
   return out;
 }
@@ -518,7 +662,7 @@ static Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
 static Napi::Value RopeForward(const Napi::CallbackInfo& info) {
   Args args(info, "rope");
   args.count(4);
-  TensorWrap* x = args.tensor_f32(0, "x");
+  TensorWrap* x = args.tensor_float(0, "x");
   TensorWrap* pos = args.tensor_i32(1, "positions");
   double theta = args.number(2, "theta");
   bool inverse = args.boolean(3, "inverse");
@@ -528,8 +672,52 @@ static Napi::Value RopeForward(const Napi::CallbackInfo& info) {
   if (D % 2) args.range_error("head dimension D = " + std::to_string(D) + " must be even");
   if (pos->shape != Shape{T}) args.range_error("positions must be [T] = [" + std::to_string(T) + "], got " + shape_str(pos->shape));
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), x->shape, &y);
+  Napi::Object out = new_like(info.Env(), x, x->shape, &y);
+  if (args.cuda()) {
+    if (x->numel)
+      cuda_check(args, cuda_backend(args).rope(tk_dt(x->dtype), x->raw(), pos->i32(), x->shape[0] * x->shape[1], T, D,
+                                               float(theta), inverse, y->raw()));
+    return out;
+  }
   if (x->numel) kt().rope(x->f32(), pos->i32(), x->shape[0] * x->shape[1], T, D, float(theta), inverse, y->f32());
+  return out;
+}
+
+// The CUDA branch of matmul: one batched gemm call per merged batch row
+// (a broadcast batch is a stride-0 operand).
+static Napi::Value matmul_cuda(const Args& args, TensorWrap* A, TensorWrap* B, TensorWrap* y, const BroadcastPlan& p,
+                               int64_t M, int64_t N, int64_t K, bool ta, bool tb, Napi::Object out) {
+  const tk_backend_api& api = cuda_backend(args);
+  size_t ra = A->shape.size(), rb = B->shape.size();
+  size_t es = dtype_size(A->dtype), ys = dtype_size(y->dtype);
+  int64_t inner = p.inner();
+  for (int64_t o = 0; o < p.outer(); ++o) {
+    tk_gemm_params g{};
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.batch = inner;
+    g.dt = tk_dt(A->dtype);
+    g.A = static_cast<const char*>(A->raw()) + size_t(p.offset(0, o) * M * K) * es;
+    g.lda = A->shape[ra - 1];
+    g.stride_a = p.strides[0].back() * M * K;
+    g.trans_a = ta;
+    g.B = static_cast<const char*>(B->raw()) + size_t(p.offset(1, o) * K * N) * es;
+    g.ldb = B->shape[rb - 1];
+    g.stride_b = p.strides[1].back() * K * N;
+    g.trans_b = tb;
+    g.C = static_cast<char*>(y->raw()) + size_t(o * inner * M * N) * ys;
+    g.ldc = N;
+    g.stride_c = M * N;
+    g.c_dt = tk_dt(y->dtype);
+    g.alpha = 1.0f;
+    g.beta = 0.0f;
+    if (K == 0) {
+      cuda_check(args, api.fill(g.C, g.c_dt, inner * M * N, 0.0));
+      continue;
+    }
+    cuda_check(args, api.gemm(&g));
+  }
   return out;
 }
 
@@ -538,9 +726,12 @@ static Napi::Value RopeForward(const Napi::CallbackInfo& info) {
 static Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
   Args args(info, "matmul");
   args.count(4);
-  TensorWrap* A = args.tensor_f32(0, "a");
-  TensorWrap* B = args.tensor_f32(1, "b");
+  TensorWrap* A = args.tensor_float(0, "a");
+  TensorWrap* B = args.tensor_float(1, "b");
+  same_dtype(args, A, B, "a", "b");
   bool ta = args.boolean(2, "transA"), tb = args.boolean(3, "transB");
+  // outF32: a bf16 product with an f32 result (autocast keeps f32 outputs)
+  bool out_f32 = info.Length() > 4 && !info[4].IsUndefined() && args.boolean(4, "outF32");
   if (A->shape.size() < 2 || B->shape.size() < 2)
     args.range_error("a and b need at least 2 dimensions, got " + shape_str(A->shape) + " and " + shape_str(B->shape));
   size_t ra = A->shape.size(), rb = B->shape.size();
@@ -556,10 +747,11 @@ static Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
   s.push_back(M);
   s.push_back(N);
   TensorWrap* y;
-  Napi::Object out = new_f32(info.Env(), s, &y);
+  Napi::Object out = out_f32 ? new_f32(info.Env(), s, &y) : new_like(info.Env(), A, s, &y);
   int64_t nb = shape_numel(batch);
   if (nb == 0 || M == 0 || N == 0) return out;
   BroadcastPlan p = plan_broadcast(batch.empty() ? Shape{1} : batch, {ba.empty() ? Shape{1} : ba, bb.empty() ? Shape{1} : bb});
+  if (args.cuda()) return matmul_cuda(args, A, B, y, p, M, N, K, ta, tb, out);
   // offsets per batch index: the plan walks all but the last merged dim; do it by hand
   const KernelTable& k = kt();
   int64_t lda = A->shape[ra - 1], ldb = B->shape[rb - 1];

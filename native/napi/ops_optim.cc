@@ -4,6 +4,7 @@
 
 #include "../runtime/isa.h"
 #include "bindings.h"
+#include "cuda_ops.h"
 
 namespace tk {
 
@@ -17,7 +18,7 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   Args a(info, "adamw");
   a.count(10);
   TensorWrap* p = a.tensor_f32(0, "param");
-  TensorWrap* g = a.tensor_f32(1, "grad");
+  TensorWrap* g = a.tensor_float(1, "grad");  // bf16 gradients on CUDA; f32 master weights and state
   TensorWrap* m = a.tensor_f32(2, "m");
   TensorWrap* v = a.tensor_f32(3, "v");
   same_numel(a, p, g, "grad");
@@ -29,6 +30,12 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   if (lr < 0) a.range_error("lr must be >= 0");
   if (b1 < 0 || b1 >= 1 || b2 < 0 || b2 >= 1) a.range_error("betas must be in [0, 1)");
   if (eps <= 0) a.range_error("eps must be > 0");
+  if (a.cuda()) {
+    if (p->numel)
+      cuda_check(a, cuda_backend(a).adamw_step(p->f32(), g->raw(), tk_dt(g->dtype), m->f32(), v->f32(), p->numel, float(lr),
+                                               float(b1), float(b2), float(eps), float(wd), t));
+    return info.Env().Undefined();
+  }
   kt().adamw_step(p->f32(), g->f32(), m->f32(), v->f32(), p->numel, float(lr), float(b1), float(b2), float(eps), float(wd), t);
   return info.Env().Undefined();
 }
@@ -38,7 +45,7 @@ static Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   Args a(info, "sgd");
   a.count(9);
   TensorWrap* p = a.tensor_f32(0, "param");
-  TensorWrap* g = a.tensor_f32(1, "grad");
+  TensorWrap* g = a.tensor_float(1, "grad");
   TensorWrap* buf = a.tensor_f32(2, "buf");
   same_numel(a, p, g, "grad");
   same_numel(a, p, buf, "buf");
@@ -46,6 +53,12 @@ static Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   bool nesterov = a.boolean(7, "nesterov"), first = a.boolean(8, "first");
   if (lr < 0) a.range_error("lr must be >= 0");
   if (mu < 0) a.range_error("momentum must be >= 0");
+  if (a.cuda()) {
+    if (p->numel)
+      cuda_check(a, cuda_backend(a).sgd_step(p->f32(), g->raw(), tk_dt(g->dtype), buf->f32(), p->numel, float(lr), float(mu),
+                                             float(damp), float(wd), nesterov, first));
+    return info.Env().Undefined();
+  }
   kt().sgd_step(p->f32(), g->f32(), buf->f32(), p->numel, float(lr), float(mu), float(damp), float(wd), nesterov, first);
   return info.Env().Undefined();
 }
@@ -54,7 +67,17 @@ static Napi::Value SgdStep(const Napi::CallbackInfo& info) {
 static Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   Args a(info, "sumSquares");
   a.count(1);
-  TensorWrap* t = a.tensor_f32(0, "x");
+  TensorWrap* t = a.tensor_float(0, "x");
+  if (a.cuda()) {
+    // one f32 accumulator on the device, read back (synchronizes)
+    const tk_backend_api& api = cuda_backend(a);
+    TensorWrap* acc = TensorWrap::Unwrap(TensorWrap::Create(info.Env(), DType::F32, Shape{1}));
+    cuda_check(a, api.fill(acc->raw(), TK_F32, 1, 0.0));
+    if (t->numel) cuda_check(a, api.sum_squares(tk_dt(t->dtype), t->raw(), t->numel, acc->f32()));
+    float h = 0;
+    cuda_check(a, api.memcpy_d2h(&h, acc->raw(), 4));
+    return Napi::Number::New(info.Env(), h);
+  }
   return Napi::Number::New(info.Env(), kt().sum_squares(t->f32(), t->numel));
 }
 
@@ -62,8 +85,12 @@ static Napi::Value SumSquares(const Napi::CallbackInfo& info) {
 static Napi::Value ScaleInplace(const Napi::CallbackInfo& info) {
   Args a(info, "scale_");
   a.count(2);
-  TensorWrap* t = a.tensor_f32(0, "x");
+  TensorWrap* t = a.tensor_float(0, "x");
   double s = a.number(1, "s");
+  if (a.cuda()) {
+    if (t->numel) cuda_check(a, cuda_backend(a).scale_inplace(tk_dt(t->dtype), t->raw(), t->numel, float(s)));
+    return info.Env().Undefined();
+  }
   kt().scale_inplace(t->f32(), t->numel, float(s));
   return info.Env().Undefined();
 }

@@ -6,6 +6,7 @@
 #include "../cpu/baseline.h"
 #include "../runtime/isa.h"
 #include "bindings.h"
+#include "cuda_ops.h"
 
 namespace tk {
 
@@ -33,7 +34,27 @@ static Napi::Value Empty(const Napi::CallbackInfo& info) {
   DType dt;
   if (!parse_dtype(a.string(0, "dtype"), &dt)) a.type_error("unknown dtype (expected f32, bf16, f16, i8 or i32)");
   Shape s = a.shape(1, "shape");
+  a.set_device(a.device_arg(2, "device"));
   return TensorWrap::Create(info.Env(), dt, s);
+}
+
+// toDevice(t, device): a copy of t on the device ('cpu' | 'cuda'), same dtype
+static Napi::Value ToDevice(const Napi::CallbackInfo& info) {
+  Args a(info, "to");
+  a.count(2);
+  TensorWrap* t = a.tensor(0, "tensor");
+  if (!info[1].IsString()) a.type_error("argument 'device' must be 'cpu' or 'cuda'");
+  Device to = a.device_arg(1, "device");
+  if (to == Device::CUDA) cuda_backend(a);  // a clear error when CUDA is missing
+  Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, t->shape, to);
+  TensorWrap* o = TensorWrap::Unwrap(out);
+  size_t bytes = size_t(t->numel) * dtype_size(t->dtype);
+  if (bytes == 0) return out;
+  if (t->device == Device::CPU && to == Device::CPU) std::memcpy(o->raw(), t->raw(), bytes);
+  else if (t->device == Device::CPU) cuda_check(a, cuda_backend(a).memcpy_h2d(o->raw(), t->raw(), bytes));
+  else if (to == Device::CPU) cuda_check(a, cuda_backend(a).memcpy_d2h(o->raw(), t->raw(), bytes));
+  else cuda_check(a, cuda_backend(a).memcpy_d2d(o->raw(), t->raw(), bytes));
+  return out;
 }
 
 // fromArray(data, shape, dtype): data is a typed array or an array of numbers
@@ -166,6 +187,19 @@ static Napi::Value ToArray(const Napi::CallbackInfo& info) {
     a.range_error("cannot make a typed array of " + std::to_string(n) + " elements");
   }
   if (n == 0) return Napi::Value(env, arr);
+  if (t->device == Device::CUDA) {
+    // synchronizes: a fault of an earlier kernel surfaces here
+    const tk_backend_api& api = cuda_backend(a);
+    if (t->dtype == DType::BF16 || t->dtype == DType::F16) {
+      std::vector<uint16_t> h(static_cast<size_t>(n));
+      cuda_check(a, api.memcpy_d2h(h.data(), t->raw(), size_t(n) * 2));
+      float* d = static_cast<float*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = t->dtype == DType::BF16 ? bf16_to_f32(h[i]) : f16_to_f32(h[i]);
+    } else {
+      cuda_check(a, api.memcpy_d2h(dst, t->raw(), size_t(n) * es));
+    }
+    return Napi::Value(env, arr);
+  }
   switch (t->dtype) {
     case DType::F32: case DType::I32: std::memcpy(dst, t->raw(), n * 4); break;
     case DType::I8: std::memcpy(dst, t->raw(), n); break;
@@ -188,6 +222,17 @@ static Napi::Value Fill(const Napi::CallbackInfo& info) {
   if (!info[1].IsNumber()) a.type_error("argument 'value' must be a number");
   double v = info[1].As<Napi::Number>().DoubleValue();
   int64_t n = t->numel;
+  if (t->device == Device::CUDA) {
+    double dv = v;
+    if (t->dtype == DType::BF16) dv = bf16_to_f32(f32_to_bf16(narrow_round_odd(v)));  // exact in bf16
+    else if (t->dtype == DType::F16) a.type_error("f16 tensors are not supported on CUDA (use bf16)");
+    else if (t->dtype == DType::I32 || t->dtype == DType::I8) {
+      double lo = t->dtype == DType::I32 ? -2147483648.0 : -128.0, hi = t->dtype == DType::I32 ? 2147483647.0 : 127.0;
+      if (!std::isfinite(v) || v != std::floor(v) || v < lo || v > hi) a.range_error("value is not a valid " + std::string(dtype_name(t->dtype)) + " value");
+    }
+    if (n) cuda_check(a, cuda_backend(a).fill(t->raw(), tk_dt(t->dtype), n, dv));
+    return info.Env().Undefined();
+  }
   switch (t->dtype) {
     case DType::F32: { float f = float(v); float* y = t->f32(); for (int64_t i = 0; i < n; ++i) y[i] = f; break; }
     case DType::BF16: { uint16_t h = f32_to_bf16(narrow_round_odd(v)); uint16_t* y = t->data<uint16_t>(); for (int64_t i = 0; i < n; ++i) y[i] = h; break; }
@@ -229,6 +274,12 @@ static Napi::Value Cast(const Napi::CallbackInfo& info) {
   Napi::Object out = TensorWrap::Create(info.Env(), dt, t->shape);
   TensorWrap* o = TensorWrap::Unwrap(out);
   int64_t n = t->numel;
+  if (t->device == Device::CUDA) {
+    if (dt == DType::F16 || t->dtype == DType::F16) a.type_error("f16 tensors are not supported on CUDA (use bf16)");
+    int64_t one = 1;
+    if (n) cuda_check(a, cuda_backend(a).copy_strided(o->raw(), tk_dt(dt), &one, t->raw(), tk_dt(t->dtype), &one, 1, &n));
+    return out;
+  }
   if (dt == t->dtype) {
     std::memcpy(o->storage->data, t->storage->data, n * dtype_size(dt));
     return out;
@@ -275,7 +326,9 @@ static Napi::Value Clone(const Napi::CallbackInfo& info) {
   a.count(1);
   TensorWrap* t = a.tensor(0, "tensor");
   Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, t->shape);
-  std::memcpy(TensorWrap::Unwrap(out)->storage->data, t->storage->data, t->numel * dtype_size(t->dtype));
+  size_t bytes = size_t(t->numel) * dtype_size(t->dtype);
+  if (t->device == Device::CUDA) cuda_check(a, cuda_backend(a).memcpy_d2d(TensorWrap::Unwrap(out)->raw(), t->raw(), bytes));
+  else std::memcpy(TensorWrap::Unwrap(out)->storage->data, t->storage->data, bytes);
   return out;
 }
 
@@ -305,6 +358,14 @@ static Napi::Value Permute(const Napi::CallbackInfo& info) {
   for (int64_t k = 0; k < rank; ++k) os[k] = t->shape[dims[k]];
   Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, os);
   if (t->numel == 0) return out;
+  if (t->device == Device::CUDA) {
+    if (rank > TK_MAX_DIMS) a.range_error("CUDA permutes at most " + std::to_string(TK_MAX_DIMS) + " dimensions");
+    std::vector<int64_t> xs = contiguous_strides(t->shape), px(rank), ys = contiguous_strides(os);
+    for (int64_t k = 0; k < rank; ++k) px[k] = xs[dims[k]];
+    cuda_check(a, cuda_backend(a).copy_strided(TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), ys.data(), t->raw(),
+                                               tk_dt(t->dtype), px.data(), int(rank), os.data()));
+    return out;
+  }
   permute_copy(t->storage->data, TensorWrap::Unwrap(out)->storage->data, t->shape, dims, dtype_size(t->dtype));
   return out;
 }
@@ -332,6 +393,13 @@ static Napi::Value SliceForward(const Napi::CallbackInfo& info) {
   if (shape_numel(os) == 0) return out;  // (outer sizes may be huge when empty)
   int64_t outer, inner, es = dtype_size(t->dtype);
   split_axis(t->shape, axis, &outer, &inner);
+  if (t->device == Device::CUDA) {
+    // [outer, end - start, inner] out of [outer, len, inner]
+    int64_t sizes[3] = {outer, end - start, inner}, ys[3] = {(end - start) * inner, inner, 1}, xs[3] = {len * inner, inner, 1};
+    const char* x0 = static_cast<const char*>(t->raw()) + start * inner * es;
+    cuda_check(a, cuda_backend(a).copy_strided(TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), ys, x0, tk_dt(t->dtype), xs, 3, sizes));
+    return out;
+  }
   const char* src = static_cast<const char*>(t->storage->data);
   char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
   int64_t block = (end - start) * inner * es;
@@ -355,6 +423,17 @@ static Napi::Value SliceBackward(const Napi::CallbackInfo& info) {
       a.range_error("gy shape " + shape_str(g->shape) + " does not fit in " + shape_str(s) + " at " + std::to_string(start));
   Napi::Object out = TensorWrap::Create(info.Env(), g->dtype, s);
   int64_t outer, inner, es = dtype_size(g->dtype);
+  if (g->device == Device::CUDA) {
+    const tk_backend_api& api = cuda_backend(a);
+    char* y = static_cast<char*>(TensorWrap::Unwrap(out)->raw());
+    if (shape_numel(s)) cuda_check(a, api.fill(y, tk_dt(g->dtype), shape_numel(s), 0.0));
+    if (g->numel == 0) return out;
+    split_axis(s, axis, &outer, &inner);
+    int64_t w = g->shape[axis];
+    int64_t sizes[3] = {outer, w, inner}, ys[3] = {s[axis] * inner, inner, 1}, xs[3] = {w * inner, inner, 1};
+    cuda_check(a, api.copy_strided(y + start * inner * es, tk_dt(g->dtype), ys, g->raw(), tk_dt(g->dtype), xs, 3, sizes));
+    return out;
+  }
   char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
   std::memset(dst, 0, shape_numel(s) * es);
   if (g->numel == 0) return out;  // (outer sizes may be huge when empty)
@@ -391,6 +470,19 @@ static Napi::Value ConcatForward(const Napi::CallbackInfo& info) {
   int64_t outer, inner, es = dtype_size(ts[0]->dtype);
   split_axis(os, axis, &outer, &inner);
   char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
+  if (ts[0]->device == Device::CUDA) {
+    const tk_backend_api& api = cuda_backend(a);
+    int64_t at = 0;
+    for (TensorWrap* t : ts) {
+      int64_t w = t->shape[axis];
+      if (w && outer && inner) {
+        int64_t sizes[3] = {outer, w, inner}, ys[3] = {total * inner, inner, 1}, xs[3] = {w * inner, inner, 1};
+        cuda_check(a, api.copy_strided(dst + at * inner * es, tk_dt(t->dtype), ys, t->raw(), tk_dt(t->dtype), xs, 3, sizes));
+      }
+      at += w;
+    }
+    return out;
+  }
   int64_t row = total * inner * es, off = 0;
   for (TensorWrap* t : ts) {
     int64_t block = t->shape[axis] * inner * es;
@@ -411,7 +503,68 @@ static Napi::Value Expand(const Napi::CallbackInfo& info) {
   if (b != s) a.range_error("cannot expand " + shape_str(t->shape) + " to " + shape_str(s));
   Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, s);
   if (shape_numel(s) == 0) return out;
+  if (t->device == Device::CUDA) {
+    BroadcastPlan p = plan_broadcast(s, {s, t->shape});
+    CudaStrides c = cuda_strides(a, p);
+    cuda_check(a, cuda_backend(a).copy_strided(TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), c.strides[0], t->raw(),
+                                               tk_dt(t->dtype), c.strides[1], c.ndim, c.sizes));
+    return out;
+  }
   expand_copy(t->storage->data, t->shape, TensorWrap::Unwrap(out)->storage->data, s, dtype_size(t->dtype));
+  return out;
+}
+
+// sum_to on CUDA: one axis reduction per expanded axis (leading axes at once),
+// through temporaries, the last one written into the result.
+static Napi::Value sum_to_cuda(const Args& a, TensorWrap* t, const Shape& s) {
+  const tk_backend_api& api = cuda_backend(a);
+  Napi::Object out = TensorWrap::Create(a.env(), t->dtype, s);
+  TensorWrap* o = TensorWrap::Unwrap(out);
+  int64_t n_out = shape_numel(s);
+  size_t es = dtype_size(t->dtype);
+  if (n_out == 0) return out;
+  if (t->numel == 0) {
+    cuda_check(a, api.fill(o->raw(), tk_dt(t->dtype), n_out, 0.0));
+    return out;
+  }
+  // the reductions to do, each over the middle of [outer, n, inner] of the current shape
+  Shape cur = t->shape;
+  size_t lead = cur.size() - s.size();
+  struct Step { int64_t outer, n, inner; };
+  std::vector<Step> steps;
+  if (lead) {
+    int64_t n = 1;
+    for (size_t k = 0; k < lead; ++k) n *= cur[k];
+    steps.push_back({1, n, t->numel / n});
+    cur.erase(cur.begin(), cur.begin() + lead);
+  }
+  for (size_t k = 0; k < s.size(); ++k) {
+    if (s[k] != 1 || cur[k] == 1) continue;
+    int64_t outer = 1, inner = 1;
+    for (size_t j = 0; j < k; ++j) outer *= cur[j];
+    for (size_t j = k + 1; j < cur.size(); ++j) inner *= cur[j];
+    steps.push_back({outer, cur[k], inner});
+    cur[k] = 1;
+  }
+  if (steps.empty()) {
+    cuda_check(a, api.memcpy_d2d(o->raw(), t->raw(), size_t(n_out) * es));
+    return out;
+  }
+  const void* src = t->raw();
+  void* tmp = nullptr;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Step& st = steps[i];
+    void* dst = i + 1 == steps.size() ? o->raw() : api.alloc(size_t(st.outer * st.inner) * es);
+    if (!dst) {
+      if (tmp) api.free(tmp);
+      a.range_error(api.last_error());
+    }
+    int rc = api.reduce_axis(TK_SUM, tk_dt(t->dtype), src, st.outer, st.n, st.inner, dst, nullptr);
+    if (tmp) api.free(tmp);  // stream-ordered: reused only by later work
+    tmp = dst == o->raw() ? nullptr : dst;
+    cuda_check(a, rc);
+    src = dst;
+  }
   return out;
 }
 
@@ -419,10 +572,11 @@ static Napi::Value Expand(const Napi::CallbackInfo& info) {
 static Napi::Value SumTo(const Napi::CallbackInfo& info) {
   Args a(info, "sumTo");
   a.count(2);
-  TensorWrap* t = a.tensor_f32(0, "x");
+  TensorWrap* t = a.tensor_float(0, "x");
   Shape s = a.shape(1, "shape");
   Shape b = broadcast_shapes(a, s, t->shape);
   if (b != t->shape) a.range_error("cannot sum " + shape_str(t->shape) + " down to " + shape_str(s));
+  if (t->device == Device::CUDA) return sum_to_cuda(a, t, s);
   Napi::Object out = TensorWrap::Create(info.Env(), DType::F32, s);
   float* y = TensorWrap::Unwrap(out)->f32();
   int64_t n_out = shape_numel(s);
@@ -460,6 +614,7 @@ void register_tensor_ops(Napi::Env env, Napi::Object exports) {
   define<FromArray>(env, exports, "fromArray", "fromArray");
   define<ToArray>(env, exports, "toArray", "toArray");
   define<Fill>(env, exports, "fill", "fill");
+  define<ToDevice>(env, exports, "toDevice", "to");
   define<Rand>(env, exports, "rand", "rand");
   define<Randn>(env, exports, "randn", "randn");
   define<Cast>(env, exports, "cast", "cast");

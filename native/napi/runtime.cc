@@ -10,6 +10,8 @@
 #include "../runtime/cuda_loader.h"
 #include "../runtime/isa.h"
 #include "bindings.h"
+#include "cuda_ops.h"
+#include "cuda_storage.h"
 
 namespace tk {
 
@@ -41,6 +43,58 @@ static Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   r.Set("cpu", cpu);
   r.Set("cuda", cuda);
   return r;
+}
+
+// cudaMemoryStats() -> { allocatedBytes, reservedBytes, peakBytes, allocCount,
+// deviceAllocCount, freeBytes, totalBytes, liveTensors }. Sweeps first, so that
+// tensors the garbage collector took are not counted.
+static Napi::Value CudaMemoryStats(const Napi::CallbackInfo& info) {
+  Args a(info, "cuda.memoryStats");
+  const tk_backend_api& api = cuda_backend(a);
+  cuda_storage_sweep(info.Env());
+  tk_memory_stats st;
+  api.memory_stats(&st);
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("allocatedBytes", double(st.allocated_bytes));
+  r.Set("reservedBytes", double(st.reserved_bytes));
+  r.Set("peakBytes", double(st.peak_bytes));
+  r.Set("allocCount", double(st.alloc_count));
+  r.Set("deviceAllocCount", double(st.device_alloc_count));
+  r.Set("freeBytes", double(st.free_bytes));
+  r.Set("totalBytes", double(st.total_bytes));
+  r.Set("liveTensors", double(cuda_storage_live()));
+  return r;
+}
+
+// cudaEmptyCache(): frees collected tensors' blocks, then returns every cached block to the driver
+static Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info) {
+  Args a(info, "cuda.emptyCache");
+  const tk_backend_api& api = cuda_backend(a);
+  cuda_storage_sweep(info.Env());
+  api.empty_cache();
+  return info.Env().Undefined();
+}
+
+static Napi::Value CudaResetPeak(const Napi::CallbackInfo& info) {
+  Args a(info, "cuda.resetPeakMemoryStats");
+  cuda_backend(a).reset_peak();
+  return info.Env().Undefined();
+}
+
+// cudaSynchronize(): waits for queued kernels; a kernel fault becomes a RangeError here
+static Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  Args a(info, "cuda.synchronize");
+  const tk_backend_api& api = cuda_backend(a);
+  cuda_check(a, api.synchronize());
+  return info.Env().Undefined();
+}
+
+static Napi::Value CudaSetSync(const Napi::CallbackInfo& info) {
+  Args a(info, "cuda.setSyncMode");
+  a.count(1);
+  bool on = a.boolean(0, "on");
+  cuda_backend(a).set_sync_mode(on ? 1 : 0);
+  return info.Env().Undefined();
 }
 
 static Napi::Value SetIsa(const Napi::CallbackInfo& info) {
@@ -120,6 +174,11 @@ static Napi::Value Noop(const Napi::CallbackInfo& info) {
 void register_runtime(Napi::Env env, Napi::Object exports) {
   define<BackendInfo>(env, exports, "backendInfo", "backendInfo");
   define<SetIsa>(env, exports, "setIsa", "setIsa");
+  define<CudaMemoryStats>(env, exports, "cudaMemoryStats", "cuda.memoryStats");
+  define<CudaEmptyCache>(env, exports, "cudaEmptyCache", "cuda.emptyCache");
+  define<CudaResetPeak>(env, exports, "cudaResetPeak", "cuda.resetPeakMemoryStats");
+  define<CudaSynchronize>(env, exports, "cudaSynchronize", "cuda.synchronize");
+  define<CudaSetSync>(env, exports, "cudaSetSync", "cuda.setSyncMode");
   define<SetThreads>(env, exports, "setThreads", "setThreads");
   define<FmaPeak>(env, exports, "fmaPeak", "fmaPeak");
   define<CopyBandwidth>(env, exports, "copyBandwidth", "copyBandwidth");

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "../runtime/cuda_loader.h"
+#include "cuda_storage.h"
+
 namespace tk {
 
 // ---------------------------------------------------------------- layout
@@ -20,6 +23,7 @@ struct StorageHeader {
   uint64_t magic;
   int64_t live;    // tensor objects (views) using the storage that are not disposed
   int64_t pinned;  // a bytesView exists: never detach, the GC frees it
+  int64_t device_slot;  // CUDA storage: its cuda_storage registry slot; -1 otherwise
 };
 
 namespace {
@@ -31,7 +35,7 @@ struct MetaHeader {
   int32_t dtype;
   int32_t ndim;
   int32_t disposed;
-  int32_t pad;
+  int32_t device;  // Device
   int64_t numel;
   uint64_t bytes;
   void* data;
@@ -142,6 +146,7 @@ void fill_snapshot(TensorWrap* t, napi_value obj, napi_value meta, const MetaHea
   t->dtype = static_cast<DType>(m->dtype);
   t->shape.assign(m->shape, m->shape + m->ndim);
   t->numel = m->numel;
+  t->device = static_cast<Device>(m->device);
   t->storage->data = m->data;
   t->storage->bytes = m->bytes;
   t->object = obj;
@@ -182,11 +187,13 @@ napi_value new_array_buffer(napi_env env, const char* op, size_t bytes, void** d
 
 namespace {
 
-void fill_meta(MetaHeader* m, StorageHeader* sh, void* data, DType dtype, const Shape& shape, int64_t numel) {
+void fill_meta(MetaHeader* m, StorageHeader* sh, void* data, DType dtype, const Shape& shape, int64_t numel,
+               Device device) {
   m->magic = kMetaMagic;
   m->dtype = static_cast<int32_t>(dtype);
   m->ndim = static_cast<int32_t>(shape.size());
   m->disposed = 0;
+  m->device = static_cast<int32_t>(device);
   m->numel = numel;
   m->bytes = static_cast<uint64_t>(numel) * dtype_size(dtype);
   m->data = data;
@@ -238,6 +245,11 @@ Napi::Value GetDType(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), dtype_name(m ? static_cast<DType>(m->dtype) : DType::F32));
 }
 
+Napi::Value GetDevice(const Napi::CallbackInfo& info) {
+  MetaHeader* m = this_tensor(info, "device", nullptr);
+  return Napi::String::New(info.Env(), device_name(m ? static_cast<Device>(m->device) : Device::CPU));
+}
+
 Napi::Value GetDisposed(const Napi::CallbackInfo& info) {
   MetaHeader* m = this_tensor(info, "disposed", nullptr);
   return Napi::Boolean::New(info.Env(), !m || m->disposed);
@@ -269,8 +281,15 @@ Napi::Value Dispose(const Napi::CallbackInfo& info) {
     napi_delete_property(env, meta, key, &deleted);
   }
   // frees the memory now (the headers in it go too: lookups then see a
-  // detached buffer, which reads as a disposed tensor)
-  if (detach) napi_detach_arraybuffer(env, ab);
+  // detached buffer, which reads as a disposed tensor); a CUDA storage gives
+  // its device block back first
+  if (detach) {
+    if (sh->device_slot >= 0) {
+      cuda_storage_release(env, sh->device_slot);
+      sh->device_slot = -1;
+    }
+    napi_detach_arraybuffer(env, ab);
+  }
   return info.Env().Undefined();
 }
 }  // namespace
@@ -285,6 +304,8 @@ const char* dtype_name(DType d) {
   }
   return "?";
 }
+
+const char* device_name(Device d) { return d == Device::CUDA ? "cuda" : "cpu"; }
 
 size_t dtype_size(DType d) {
   switch (d) {
@@ -364,6 +385,7 @@ Napi::Function TensorWrap::Init(Napi::Env env) {
       Napi::PropertyDescriptor::Accessor<GetShape>("shape", napi_configurable),
       Napi::PropertyDescriptor::Accessor<GetDType>("dtype", napi_configurable),
       Napi::PropertyDescriptor::Accessor<GetDisposed>("disposed", napi_configurable),
+      Napi::PropertyDescriptor::Accessor<GetDevice>("device", napi_configurable),
       Napi::PropertyDescriptor::Value("dispose", Napi::Function::New<Dispose>(env, "dispose"), napi_default_method),
   });
   auto* data = new AddonData();
@@ -381,6 +403,10 @@ Napi::Function TensorWrap::Init(Napi::Env env) {
 }
 
 Napi::Object TensorWrap::Create(Napi::Env env, DType dtype, const Shape& shape) {
+  return Create(env, dtype, shape, t_scope && t_scope->device_set ? t_scope->device : Device::CPU);
+}
+
+Napi::Object TensorWrap::Create(Napi::Env env, DType dtype, const Shape& shape, Device device) {
   const char* op = current_op();
   double total = 1;
   for (int64_t d : shape) {
@@ -392,6 +418,21 @@ Napi::Object TensorWrap::Create(Napi::Env env, DType dtype, const Shape& shape) 
     throw_range(env, op, "result shape " + shape_str(shape) + " has more than 2^40 elements");
   int64_t n = shape_numel(shape);
   uint64_t bytes = uint64_t(n) * dtype_size(dtype);
+  if (device == Device::CUDA) {
+    // the storage ArrayBuffer holds the headers; the bytes are a device block
+    size_t head = sizeof(StorageHeader) + meta_bytes(shape.size());
+    void* base = nullptr;
+    napi_value ab = new_array_buffer(env, op, head, &base);
+    StorageHeader* sh = static_cast<StorageHeader*>(base);
+    sh->magic = kStorageMagic;
+    sh->live = 0;
+    sh->pinned = 0;
+    sh->device_slot = -1;
+    void* data = cuda_storage_alloc(env, op, bytes, ab, &sh->device_slot);
+    MetaHeader* m = reinterpret_cast<MetaHeader*>(static_cast<char*>(base) + sizeof(StorageHeader));
+    fill_meta(m, sh, data, dtype, shape, n, Device::CUDA);
+    return make_object(env, ab, m);
+  }
   if (bytes > physical_memory_bytes())
     throw_range(env, op, "a " + std::string(dtype_name(dtype)) + " tensor of shape " + shape_str(shape) + " needs " +
                              std::to_string(bytes) + " bytes, more than the " + std::to_string(physical_memory_bytes()) +
@@ -403,10 +444,11 @@ Napi::Object TensorWrap::Create(Napi::Env env, DType dtype, const Shape& shape) 
   sh->magic = kStorageMagic;
   sh->live = 0;
   sh->pinned = 0;
+  sh->device_slot = -1;
   uintptr_t p = reinterpret_cast<uintptr_t>(base) + head;
   void* data = reinterpret_cast<void*>((p + 63) & ~uintptr_t(63));
   MetaHeader* m = reinterpret_cast<MetaHeader*>(static_cast<char*>(base) + sizeof(StorageHeader));
-  fill_meta(m, sh, data, dtype, shape, n);
+  fill_meta(m, sh, data, dtype, shape, n, Device::CPU);
   return make_object(env, ab, m);
 }
 
@@ -420,7 +462,7 @@ Napi::Object TensorWrap::CreateView(Napi::Env env, const TensorWrap* src, DType 
   napi_value meta;
   check(env, napi_create_arraybuffer(env, meta_bytes(shape.size()), &mp, &meta), op, "napi_create_arraybuffer");
   MetaHeader* m = static_cast<MetaHeader*>(mp);
-  fill_meta(m, src->header, src->raw(), dtype, shape, n);
+  fill_meta(m, src->header, src->raw(), dtype, shape, n, src->device);
   check(env, napi_set_named_property(env, meta, "storage", storage_ab), op, "napi_set_named_property");
   return make_object(env, meta, m);
 }
@@ -439,6 +481,7 @@ TensorWrap* TensorWrap::Unwrap(Napi::Object obj) {
 
 Napi::Value storage_bytes_view(Napi::Env env, TensorWrap* t) {
   const char* op = current_op();
+  if (t->device != Device::CPU) throw_type(env, op, "the tensor is on cuda; copy it to the CPU first (.to('cpu'))");
   napi_value ab = storage_buffer(env, t, op);
   // A Uint8Array over the storage ArrayBuffer itself: V8 owns the memory, so a
   // dispose (which detaches the buffer) turns the view into an empty one
@@ -480,6 +523,14 @@ TensorWrap* Args::tensor_value(Napi::Value v, const std::string& what) const {
   if (!is_tensor) type_error(what + " must be a tensor");
   if (!m || m->disposed) type_error(what + " is a disposed tensor");
   if (!t_scope) type_error("internal error: no call scope");
+  Device d = static_cast<Device>(m->device);
+  if (!t_scope->device_set) {
+    t_scope->device = d;
+    t_scope->device_set = true;
+  } else if (t_scope->device != d) {
+    type_error(what + " is on " + device_name(d) + " but the op runs on " + device_name(t_scope->device) +
+               " (the other tensors' device); move it with .to('" + device_name(t_scope->device) + "')");
+  }
   TensorWrap* t = t_scope->add();
   fill_snapshot(t, v, meta, m);
   return t;
@@ -500,6 +551,31 @@ TensorWrap* Args::tensor_f32(size_t i, const char* name) const {
     type_error(std::string("argument '") + name + "' has dtype " + dtype_name(t->dtype) +
                "; this op supports f32 on the CPU (convert with .to('f32'))");
   return t;
+}
+
+TensorWrap* Args::tensor_float(size_t i, const char* name) const {
+  TensorWrap* t = tensor(i, name);
+  if (t->dtype == DType::F32 || (t->device == Device::CUDA && t->dtype == DType::BF16)) return t;
+  type_error(std::string("argument '") + name + "' has dtype " + dtype_name(t->dtype) +
+             (t->device == Device::CUDA ? "; this op supports f32 and bf16 on CUDA"
+                                        : "; this op supports f32 on the CPU (convert with .to('f32'))"));
+}
+
+Device Args::device() const { return t_scope && t_scope->device_set ? t_scope->device : Device::CPU; }
+
+void Args::set_device(Device d) const {
+  if (d == Device::CUDA && !cuda_api()) type_error("CUDA is not available: " + cuda_status().reason);
+  if (!t_scope) type_error("internal error: no call scope");
+  t_scope->device = d;
+  t_scope->device_set = true;
+}
+
+Device Args::device_arg(size_t i, const char* name) const {
+  if (i >= info.Length() || info[i].IsUndefined()) return Device::CPU;
+  std::string s = string(i, name);
+  if (s == "cpu") return Device::CPU;
+  if (s == "cuda") return Device::CUDA;
+  type_error(std::string("argument '") + name + "' must be 'cpu' or 'cuda', got '" + s + "'");
 }
 
 TensorWrap* Args::tensor_i32(size_t i, const char* name) const {

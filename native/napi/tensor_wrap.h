@@ -29,6 +29,12 @@
 namespace tk {
 
 enum class DType : int { F32 = 0, BF16 = 1, F16 = 2, I8 = 3, I32 = 4 };
+// Where a tensor's bytes live. A CUDA tensor's storage ArrayBuffer holds only
+// its headers; the bytes are a block of the CUDA backend's caching allocator
+// (cuda_storage.h), freed by dispose() or, once the garbage collector has
+// taken the tensor object, by the next sweep.
+enum class Device : int { CPU = 0, CUDA = 1 };
+const char* device_name(Device d);
 const char* dtype_name(DType d);
 size_t dtype_size(DType d);
 bool parse_dtype(const std::string& s, DType* out);
@@ -57,10 +63,12 @@ class TensorWrap {
   // The NativeTensor class (a `new NativeTensor()` from JS yields a disposed shell).
   static Napi::Function Init(Napi::Env env);
 
-  // A new JS tensor object holding fresh (uninitialized) storage. Throws a
-  // RangeError naming the current op when the shape is too large or the
-  // memory cannot be allocated.
+  // A new JS tensor object holding fresh (uninitialized) storage on the
+  // device of the current call (the device of its tensor arguments; the CPU
+  // when it has none). Throws a RangeError naming the current op when the
+  // shape is too large or the memory cannot be allocated.
   static Napi::Object Create(Napi::Env env, DType dtype, const Shape& shape);
+  static Napi::Object Create(Napi::Env env, DType dtype, const Shape& shape, Device device);
   // A new JS tensor object viewing src's storage (reshape); same byte count.
   static Napi::Object CreateView(Napi::Env env, const TensorWrap* src, DType dtype, const Shape& shape);
   // The snapshot of a tensor object (nullptr if it is not a live tensor).
@@ -72,6 +80,7 @@ class TensorWrap {
 
   Storage* storage = &store_;  // never null for a snapshot of a live tensor
   DType dtype = DType::F32;
+  Device device = Device::CPU;
   Shape shape;
   int64_t numel = 0;
   bool disposed = false;  // always false for snapshots handed out by Args
@@ -103,6 +112,10 @@ class CallScope {
   TensorWrap* find(napi_value obj) const;  // a snapshot already taken of this very handle
   const char* op;
   const Napi::CallbackInfo* const info;  // the native call this scope belongs to
+  // the device of the call: set by its first tensor argument (or explicitly by
+  // a creation op); every other tensor argument must be on it
+  Device device = Device::CPU;
+  bool device_set = false;
 
  private:
   std::deque<TensorWrap> tensors_;
@@ -135,6 +148,15 @@ struct Args {
   TensorWrap* tensor(size_t i, const char* name) const;
   TensorWrap* tensor_or_null(size_t i, const char* name) const;  // null/undefined allowed
   TensorWrap* tensor_f32(size_t i, const char* name) const;
+  // a float tensor this op can compute on: f32 on the CPU; f32 or bf16 on CUDA
+  TensorWrap* tensor_float(size_t i, const char* name) const;
+  // the call's device (after its first tensor argument), and a shorthand
+  Device device() const;
+  bool cuda() const { return device() == Device::CUDA; }
+  // sets the call's device (creation ops); throws when CUDA is not available
+  void set_device(Device d) const;
+  // the device named by argument i ("cpu" | "cuda"; undefined: cpu)
+  Device device_arg(size_t i, const char* name) const;
   TensorWrap* tensor_i32(size_t i, const char* name) const;
   double number(size_t i, const char* name) const;  // finite
   int64_t integer(size_t i, const char* name, int64_t lo, int64_t hi) const;

@@ -13,6 +13,7 @@ namespace {
 std::string g_addon_dir;
 std::once_flag g_once;
 CudaStatus g_status;
+const tk_backend_api* g_api = nullptr;
 
 bool file_exists(const std::string& p) {
   struct stat st;
@@ -72,10 +73,31 @@ void probe() {
     d.memory_bytes = di.memory_bytes;
     g_status.devices.push_back(d);
   }
-  g_status.available = !g_status.devices.empty();
-  if (!g_status.available) g_status.reason = "no device";
+  if (g_status.devices.empty()) {
+    g_status.reason = "no device";
+    return;
+  }
+  int device = 0;
+  if (const char* env = std::getenv("TUNEKIT_CUDA_DEVICE")) device = std::atoi(env);
+  if (device < 0 || device >= int(g_status.devices.size())) {
+    g_status.reason = "TUNEKIT_CUDA_DEVICE=" + std::to_string(device) + " is not one of the " +
+                      std::to_string(g_status.devices.size()) + " devices";
+    return;
+  }
+  if (api->init(device) != 0) {
+    g_status.reason = std::string("device ") + std::to_string(device) + " failed to start: " + api->last_error();
+    return;
+  }
+  if (const char* env = std::getenv("TUNEKIT_CUDA_SYNC")) api->set_sync_mode(env[0] == '1');
+  g_api = api;
+  g_status.available = true;
 }
 }  // namespace
+
+const tk_backend_api* cuda_api() {
+  std::call_once(g_once, probe);
+  return g_api;
+}
 
 void set_addon_path(const std::string& dir) { g_addon_dir = dir; }
 

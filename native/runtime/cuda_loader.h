@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "../include/tunekit/backend.h"
+
 namespace tk {
 
 struct CudaDevice {
@@ -24,7 +26,11 @@ struct CudaStatus {
 };
 
 // Probes once (thread-safe); TUNEKIT_CUDA_LIB overrides the library path.
+// When a device is found the backend is initialized on device 0 (or
+// TUNEKIT_CUDA_DEVICE) and TUNEKIT_CUDA_SYNC=1 turns on its sync mode.
 const CudaStatus& cuda_status();
+// The loaded backend's table, or nullptr when CUDA is not available.
+const tk_backend_api* cuda_api();
 void set_addon_path(const std::string& addon_dir);
 
 }  // namespace tk

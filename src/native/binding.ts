@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 export interface NativeTensor {
   readonly shape: number[];
   readonly dtype: DType;
+  readonly device: 'cpu' | 'cuda';
   readonly disposed: boolean;
   dispose(): void;
 }
@@ -23,6 +24,21 @@ export interface CudaDeviceInfo {
   memoryBytes: number;
 }
 
+export interface CudaMemoryStats {
+  /** bytes in blocks held by live tensors (and scratch) */
+  allocatedBytes: number;
+  /** bytes held from the driver: allocated plus cached for reuse */
+  reservedBytes: number;
+  /** highest allocatedBytes since start or resetPeakMemoryStats() */
+  peakBytes: number;
+  allocCount: number;
+  /** allocations that needed a cudaMalloc (the rest came from the cache) */
+  deviceAllocCount: number;
+  freeBytes: number;
+  totalBytes: number;
+  liveTensors: number;
+}
+
 export interface NativeBackendInfo {
   cpu: { isa: 'avx512' | 'avx2' | 'scalar'; threads: number; supportedIsas: Array<'avx512' | 'avx2' | 'scalar'> };
   cuda: { built: boolean; available: boolean; reason?: string; devices: CudaDeviceInfo[] };
@@ -33,7 +49,9 @@ type T = NativeTensor;
 export interface NativeAddon {
   NativeTensor: new () => NativeTensor;
   // creation and movement
-  empty(dtype: DType, shape: number[]): T;
+  empty(dtype: DType, shape: number[], device?: 'cpu' | 'cuda'): T;
+  /** a copy on the device (synchronous for copies to the CPU) */
+  toDevice(t: T, device: 'cpu' | 'cuda'): T;
   fromArray(data: ArrayLike<number>, shape: number[], dtype: DType): T;
   toArray(t: T): Float32Array | Int32Array | Int8Array;
   fill(t: T, value: number): void;
@@ -69,9 +87,14 @@ export interface NativeAddon {
   embedding_backward(gy: T, ids: T, V: number): T;
   dropout_forward(x: T, p: number, seed: number): T;
   rope_forward(x: T, positions: T, theta: number, inverse: boolean): T;
-  matmul_forward(a: T, b: T, transA: boolean, transB: boolean): T;
+  matmul_forward(a: T, b: T, transA: boolean, transB: boolean, outF32?: boolean): T;
   // runtime
   backendInfo(): NativeBackendInfo;
+  cudaMemoryStats(): CudaMemoryStats;
+  cudaEmptyCache(): void;
+  cudaResetPeak(): void;
+  cudaSynchronize(): void;
+  cudaSetSync(on: boolean): void;
   setIsa(isa: string): void;
   setThreads(n: number): void;
   fmaPeak(seconds: number): number;

@@ -88,6 +88,29 @@ export abstract class Module {
     this.params[key] = t;
   }
 
+  /**
+   * Moves every parameter and buffer to a device, in place (the tensor objects
+   * stay the same, so optimizers built before keep working; their state is
+   * made on the parameter's device at the first step). Returns this.
+   */
+  to(device: 'cpu' | 'cuda'): this {
+    if (device !== 'cpu' && device !== 'cuda') throw new TypeError(`to: unknown device '${String(device)}'`);
+    const seen = new Set<Tensor>();
+    for (const [, m] of this.namedModules())
+      for (const t of Object.values(m.params))
+        if (t && !seen.has(t)) {
+          seen.add(t);
+          t._moveTo(device);
+        }
+    return this;
+  }
+
+  /** The device of the first parameter ('cpu' for a module without parameters). */
+  get device(): 'cpu' | 'cuda' {
+    const first = this.parameters()[0];
+    return first ? first.device : 'cpu';
+  }
+
   train(on = true): this {
     for (const [, m] of this.namedModules()) m.training = on;
     return this;

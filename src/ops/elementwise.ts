@@ -31,8 +31,8 @@ export const tanh = (x: Tensor): Tensor => unary('tanh', x);
 export const geluErf = (x: Tensor): Tensor => unary('geluErf', x);
 
 function binary(op: 'add' | 'sub' | 'mul' | 'div', av: Tensor | number, bv: Tensor | number): Tensor {
-  const a = asTensor(op, 'a', av);
-  const b = asTensor(op, 'b', bv);
+  const a = asTensor(op, 'a', av, bv);
+  const b = asTensor(op, 'b', bv, av);
   const y = wrap(native.binary_forward(op, h(a), h(b)));
   return record(y, op, [a, b], (g, needs) => {
     const bin = (o: 'mul' | 'div', x: Tensor, z: Tensor) => wrap(native.binary_forward(o, h(x), h(z)));

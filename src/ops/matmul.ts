@@ -1,4 +1,5 @@
 // Batched matrix product with broadcasting leading dimensions.
+import { autocastState } from '../cuda.js';
 import { checkTensor, h, native, record, sumTo, Tensor, wrap } from './util.js';
 
 export interface MatmulOptions {
@@ -14,9 +15,30 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   checkTensor('matmul', 'a', a);
   checkTensor('matmul', 'b', b);
   const ta = opts.transA ?? false, tb = opts.transB ?? false;
-  const y = wrap(native.matmul_forward(h(a), h(b), ta, tb));
+  // autocast: bf16 copies of f32 CUDA operands, f32 accumulation and results (forward and backward)
+  const mixed = autocastState() === 'bf16' && a.device === 'cuda' && a.dtype === 'f32' && b.dtype === 'f32';
+  const a16 = mixed ? native.cast(h(a), 'bf16') : null, b16 = mixed ? native.cast(h(b), 'bf16') : null;
+  const y = wrap(native.matmul_forward(a16 ?? h(a), b16 ?? h(b), ta, tb, mixed));
+  if (!mixed) return recordMatmul(a, b, ta, tb, y, (x, z, tx, tz) => wrap(native.matmul_forward(h(x), h(z), tx, tz)));
+  return recordMatmul(a, b, ta, tb, y, (x, z, tx, tz) => {
+    // x or z is the incoming f32 gradient, the other an f32 operand: both go to bf16
+    const x16 = native.cast(h(x), 'bf16'), z16 = native.cast(h(z), 'bf16');
+    const r = wrap(native.matmul_forward(x16, z16, tx, tz, true));
+    x16.dispose();
+    z16.dispose();
+    return r;
+  }, () => {
+    a16!.dispose();
+    b16!.dispose();
+  });
+}
+
+type Mm = (x: Tensor, z: Tensor, tx: boolean, tz: boolean) => Tensor;
+
+function recordMatmul(a: Tensor, b: Tensor, ta: boolean, tb: boolean, y: Tensor, mm: Mm, release?: () => void): Tensor {
+  // the bf16 copies of the forward are not kept: the backward casts again
+  release?.();
   return record(y, 'matmul', [a, b], (g, needs) => {
-    const mm = (x: Tensor, z: Tensor, tx: boolean, tz: boolean) => wrap(native.matmul_forward(h(x), h(z), tx, tz));
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (needs[0]) {
       // op(a) = g · op(b)^T ; stored a = op(a) or op(a)^T

@@ -1,7 +1,7 @@
 // Neural-network ops: softmax, logSoftmax, crossEntropy, layerNorm, rmsNorm,
 // embedding, dropout, rope.
 import { nextSeed } from '../tensor.js';
-import { checkTensor, h, native, normAxis, record, Tensor, wrap } from './util.js';
+import { checkTensor, h, native, normAxis, record, scalarHandle, Tensor, wrap } from './util.js';
 
 function softmaxImpl(x: Tensor, axis: number, log: boolean): Tensor {
   const op = log ? 'logSoftmax' : 'softmax';
@@ -41,12 +41,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (reduction === 'none') {
     y = wrap(lossRows, [N]);
   } else {
-    const s = N === 0 ? native.fromArray([0], [], 'f32') : native.reduce_forward('sum', lossRows, 0);
+    const s = N === 0 ? scalarHandle(0, logits, 'f32') : native.reduce_forward('sum', lossRows, 0);
     lossRows.dispose();
     if (reduction === 'mean') {
       // no row counts (all ignored, or N = 0): NaN, as PyTorch (0 / 0). scale() only
       // takes finite factors, so that case is built directly.
-      const m = count > 0 ? native.unary_forward('scale', s, 1 / count) : native.fromArray([NaN], [], 'f32');
+      const m = count > 0 ? native.unary_forward('scale', s, 1 / count) : scalarHandle(NaN, logits, 'f32');
       s.dispose();
       y = wrap(m, []);
     } else {

@@ -1,6 +1,6 @@
 // Shape and data-movement ops: reshape, transpose, permute, concat, slice,
 // where, maskedFill. They work on every dtype except where and maskedFill (f32).
-import { asTensor, checkTensor, h, native, normAxis, record, sameShape, sumTo, Tensor, wrap } from './util.js';
+import { asTensor, checkTensor, h, native, normAxis, record, sameShape, scalarHandle, sumTo, Tensor, wrap } from './util.js';
 
 /** A view with a new shape (one -1 entry is inferred). Shares storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -74,10 +74,10 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
 /** cond ? a : b elementwise, broadcasting all three; cond is f32, i32 or i8 (nonzero = true). */
 export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
   checkTensor('where', 'cond', cond);
-  const ta = asTensor('where', 'a', a), tb = asTensor('where', 'b', b);
+  const ta = asTensor('where', 'a', a, b ?? cond), tb = asTensor('where', 'b', b, a ?? cond);
   const y = wrap(native.where_forward(h(cond), h(ta), h(tb)));
   return record(y, 'where', [ta, tb], (g, needs) => {
-    const zero = native.fromArray([0], [], 'f32');
+    const zero = scalarHandle(0, g);
     const ga = needs[0] ? sumTo(wrap(native.where_forward(h(cond), h(g), zero)), ta.shape) : null;
     const gb = needs[1] ? sumTo(wrap(native.where_forward(h(cond), zero, h(g))), tb.shape) : null;
     zero.dispose();

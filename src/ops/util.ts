@@ -16,10 +16,20 @@ export function checkTensor(op: string, name: string, t: unknown): Tensor {
   return t;
 }
 
-/** A number becomes a 0-d f32 tensor. */
-export function asTensor(op: string, name: string, v: Tensor | number): Tensor {
-  if (typeof v === 'number') return wrap(native.fromArray([v], [], 'f32'), []);
+/** A number becomes a 0-d tensor on the device and of the float dtype of `like` (f32 without one). */
+export function asTensor(op: string, name: string, v: Tensor | number, like?: Tensor | number): Tensor {
+  if (typeof v === 'number') return wrap(scalarHandle(v, like instanceof Tensor ? like : undefined), []);
   return checkTensor(op, name, v);
+}
+
+/** A 0-d native tensor holding v, on like's device and of its float dtype (f32 on the CPU without one). */
+export function scalarHandle(v: number, like?: Tensor, forceDtype?: 'f32'): NativeTensor {
+  const device = like && !like.disposed ? like.device : 'cpu';
+  const dtype = !forceDtype && like && like.dtype === 'bf16' && device === 'cuda' ? 'bf16' : 'f32';
+  if (device === 'cpu') return native.fromArray([v], [], dtype);
+  const t = native.empty(dtype, [], device);
+  native.fill(t, v);
+  return t;
 }
 
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -11,7 +11,7 @@ function named(params: Tensor[] | NamedParams): NamedParams {
 }
 
 function zerosLike(t: Tensor): Tensor {
-  const h = native.empty('f32', [...t.shape]);
+  const h = native.empty('f32', [...t.shape], t.device);
   native.fill(h, 0);
   return wrap(h, t.shape)._keep();
 }

@@ -224,6 +224,16 @@ async function runNative() {
     if (fn === 'binary_forward' && typeof args[0] === 'string') p.add(args[0]).add('binary');
     if (fn === 'reduce_forward' && typeof args[0] === 'string') p.add(args[0]).add('reduce');
     if (fn === 'softmax_forward') p.add('logSoftmax');
+    // exports whose op has a user-facing name of its own (tensor.to, tk.cuda.*)
+    const aliases = {
+      toDevice: ['to'],
+      cudaMemoryStats: ['cuda.memoryStats'],
+      cudaEmptyCache: ['cuda.emptyCache'],
+      cudaResetPeak: ['cuda.resetPeakMemoryStats'],
+      cudaSynchronize: ['cuda.synchronize'],
+      cudaSetSync: ['cuda.setSyncMode'],
+    };
+    for (const n of aliases[fn] ?? []) p.add(n);
     if (fn === 'softmax_backward') p.add('logSoftmax_backward');
     const stem = norm(bw ? bw[1] : base);
     const named = (name) => {
@@ -509,13 +519,15 @@ async function runNative() {
     if (params.length > 0 && r < 0.2) {
       // missing arguments
       const k = int(0, params.length);
-      const must = kinds.slice(k).some((kd) => kd !== 'tensorOrNull');
+      const must = kinds.slice(k).some((kd, j) => kd !== 'tensorOrNull' && !params[k + j].optional);
       return c(args.slice(0, k), must, `first ${k} args only`);
     }
     if (params.length === 0) return c([pick([1, 'x', {}, undefined])], false, 'extra args');
     const i = int(0, params.length);
     const kd = kinds[i];
     const a = [...args];
+    // an optional argument may be undefined: draw its bad values from the rest
+    const bad = (list) => (params[i].optional ? list.filter((v) => v !== undefined) : list);
     if (r < 0.75) {
       switch (kd) {
         case 'tensor': a[i] = pick(notTensors()); return c(a, true, `arg ${i} not a tensor`);
@@ -523,8 +535,8 @@ async function runNative() {
         case 'tensors': a[i] = chance(0.5) ? pick(notTensors().filter((v) => !Array.isArray(v))) : [f32([2, 3]), pick(notTensors())]; return c(a, true, `arg ${i} not a tensor list`);
         case 'number': a[i] = pick(notNumbers); return c(a, true, `arg ${i} not a number`);
         case 'shape': a[i] = pick([undefined, null, 2, 'x', {}, new Float32Array(2), [1, 'a'], [null]]); return c(a, true, `arg ${i} not an array of numbers`);
-        case 'boolean': a[i] = pick(notBooleans); return c(a, true, `arg ${i} not a boolean`);
-        case 'dtype': case 'enum': a[i] = pick([...notStrings, 'nope', '']); return c(a, true, `arg ${i} not a valid name`);
+        case 'boolean': a[i] = pick(bad(notBooleans)); return c(a, true, `arg ${i} not a boolean`);
+        case 'dtype': case 'enum': a[i] = pick(bad([...notStrings, 'nope', ''])); return c(a, true, `arg ${i} not a valid name`);
         case 'data': a[i] = pick([undefined, null, 3, 'abc', {}, new BigInt64Array(2)]); return c(a, true, `arg ${i} not data`);
         default: a[i] = pick(notStrings); return c(a, true, `arg ${i} not a string`);
       }
@@ -663,7 +675,9 @@ function parseBinding(src) {
     if (!m || sigs.has(m[1])) continue;
     sigs.set(m[1], splitTop(m[2]).map((p) => {
       const k = p.indexOf(':');
-      return { name: p.slice(0, k).trim(), type: p.slice(k + 1).trim() };
+      // "name?: type" is optional: leaving it out (undefined) is valid
+      const name = p.slice(0, k).trim();
+      return { name: name.replace(/\?$/, ''), type: p.slice(k + 1).trim(), optional: name.endsWith('?') };
     }));
   }
   return sigs;

@@ -166,6 +166,10 @@ export class LoraLinear extends Module {
         throw new Error(`LoRA initialization ${JSON.stringify(o.init)} is not implemented (true, false, 'gaussian')`);
       }));
     }
+    // the factors live where the base weight lives
+    const device = this.baseLayer.weight.device;
+    if (a.device !== device) a._moveTo(device);
+    if (b.device !== device) b._moveTo(device);
     if (this.hasAdapter(name)) this.deleteAdapter(name);
     this.dictA.set(name, new LoraFactor(trainableLeaf(a)));
     this.dictB.set(name, new LoraFactor(trainableLeaf(b)));

@@ -1,0 +1,36 @@
+// Helpers of the bindings' CUDA branches: every binding validates its
+// arguments once, allocates its outputs on the call's device (Args::device())
+// and then calls either the CPU kernel or the CUDA backend's entry of the same
+// name. A CUDA branch never reads tensor data on the host.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "../cpu/baseline.h"
+#include "../runtime/cuda_loader.h"
+#include "tensor_wrap.h"
+
+namespace tk {
+
+// The backend's table; throws naming the op when CUDA is not available.
+const tk_backend_api& cuda_backend(const Args& a);
+// Throws a RangeError "op: <backend's reason>" when rc != 0.
+void cuda_check(const Args& a, int rc);
+inline tk_dtype tk_dt(DType d) { return static_cast<tk_dtype>(static_cast<int>(d)); }
+
+// Strides (elements) of a broadcast plan's operand k, padded to TK_MAX_DIMS;
+// throws when the merged shape has more than TK_MAX_DIMS dimensions.
+struct CudaStrides {
+  int ndim = 0;
+  int64_t sizes[TK_MAX_DIMS] = {};
+  int64_t strides[3][TK_MAX_DIMS] = {};
+};
+CudaStrides cuda_strides(const Args& a, const BroadcastPlan& p);
+
+// Contiguous row-major strides of a shape.
+std::vector<int64_t> contiguous_strides(const Shape& s);
+
+// Copies a small device i32 tensor to the host (synchronizes) for validation.
+std::vector<int32_t> cuda_read_i32(const Args& a, const TensorWrap* t);
+
+}  // namespace tk
