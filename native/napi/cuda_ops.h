@@ -18,6 +18,15 @@ const tk_backend_api& cuda_backend(const Args& a);
 void cuda_check(const Args& a, int rc);
 inline tk_dtype tk_dt(DType d) { return static_cast<tk_dtype>(static_cast<int>(d)); }
 
+// Calls a kernel entry of the backend and throws "op: <reason>" when it fails
+// (or when the library does not provide it: the table may have holes).
+template <class F, class... A>
+void cuda_run(const Args& a, F fn, const char* entry, A... args) {
+  if (!fn) a.range_error(std::string("the CUDA backend library has no '") + entry + "' kernel");
+  cuda_check(a, fn(args...));
+}
+#define TK_CUDA(args, entry, ...) ::tk::cuda_run(args, ::tk::cuda_backend(args).entry, #entry, __VA_ARGS__)
+
 // Strides (elements) of a broadcast plan's operand k, padded to TK_MAX_DIMS;
 // throws when the merged shape has more than TK_MAX_DIMS dimensions.
 struct CudaStrides {

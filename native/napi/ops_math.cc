@@ -60,7 +60,7 @@ static Napi::Value UnaryForward(const Napi::CallbackInfo& info) {
   TensorWrap* y;
   Napi::Object out = new_like(info.Env(), x, x->shape, &y);
   if (b.cuda()) {
-    if (x->numel) cuda_check(b, cuda_backend(b).unary_forward(tk_unary_op(op), tk_dt(x->dtype), x->raw(), y->raw(), x->numel, p));
+    if (x->numel) TK_CUDA(b, unary_forward, tk_unary_op(op), tk_dt(x->dtype), x->raw(), y->raw(), x->numel, p);
     return out;
   }
   kt().unary_forward(op, x->f32(), y->f32(), x->numel, p);
@@ -88,7 +88,7 @@ static Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
   Napi::Object out = new_like(info.Env(), x, x->shape, &gx);
   if (b.cuda()) {
     if (x->numel)
-      cuda_check(b, cuda_backend(b).unary_backward(tk_unary_op(op), tk_dt(x->dtype), x->raw(), y->raw(), gy->raw(), gx->raw(), x->numel, p));
+      TK_CUDA(b, unary_backward, tk_unary_op(op), tk_dt(x->dtype), x->raw(), y->raw(), gy->raw(), gx->raw(), x->numel, p);
     return out;
   }
   kt().unary_backward(op, x->f32(), y->f32(), gy->f32(), gx->f32(), x->numel, p);
@@ -116,8 +116,8 @@ static Napi::Value BinaryForward(const Napi::CallbackInfo& info) {
   if (shape_numel(s) == 0) return out;
   if (args.cuda()) {
     CudaStrides c = cuda_strides(args, plan_broadcast(s, {x->shape, z->shape}));
-    cuda_check(args, cuda_backend(args).binary(tk_binary_op(op), tk_dt(x->dtype), x->raw(), c.strides[0], z->raw(),
-                                               c.strides[1], y->raw(), c.ndim, c.sizes));
+    TK_CUDA(args, binary, tk_binary_op(op), tk_dt(x->dtype), x->raw(), c.strides[0], z->raw(),
+                                               c.strides[1], y->raw(), c.ndim, c.sizes);
     return out;
   }
   if (x->shape == z->shape) {
@@ -152,8 +152,8 @@ static Napi::Value WhereForward(const Napi::CallbackInfo& info) {
   if (shape_numel(s) == 0) return out;
   if (args.cuda()) {
     CudaStrides st = cuda_strides(args, plan_broadcast(s, {c->shape, x->shape, z->shape}));
-    cuda_check(args, cuda_backend(args).where(c->raw(), tk_dt(c->dtype), st.strides[0], x->raw(), st.strides[1], z->raw(),
-                                              st.strides[2], tk_dt(x->dtype), y->raw(), st.ndim, st.sizes));
+    TK_CUDA(args, where, c->raw(), tk_dt(c->dtype), st.strides[0], x->raw(), st.strides[1], z->raw(),
+                                              st.strides[2], tk_dt(x->dtype), y->raw(), st.ndim, st.sizes);
     return out;
   }
   BroadcastPlan p = plan_broadcast(s, {c->shape, x->shape, z->shape});
@@ -198,10 +198,10 @@ static Napi::Value MaskedFillForward(const Napi::CallbackInfo& info) {
     // y = mask ? value : x, the value broadcast from a one-element tensor
     const tk_backend_api& api = cuda_backend(args);
     TensorWrap* v = TensorWrap::Unwrap(TensorWrap::Create(info.Env(), x->dtype, Shape{1}));
-    cuda_check(args, api.fill(v->raw(), tk_dt(x->dtype), 1, value));
+    TK_CUDA(args, fill, v->raw(), tk_dt(x->dtype), 1, value);
     CudaStrides st = cuda_strides(args, plan_broadcast(s, {m->shape, Shape{}, x->shape}));
-    cuda_check(args, api.where(m->raw(), tk_dt(m->dtype), st.strides[0], v->raw(), st.strides[1], x->raw(), st.strides[2],
-                               tk_dt(x->dtype), y->raw(), st.ndim, st.sizes));
+    TK_CUDA(args, where, m->raw(), tk_dt(m->dtype), st.strides[0], v->raw(), st.strides[1], x->raw(), st.strides[2],
+                               tk_dt(x->dtype), y->raw(), st.ndim, st.sizes);
     return out;
   }
   BroadcastPlan p = plan_broadcast(s, {x->shape, m->shape});
@@ -259,8 +259,8 @@ static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
       return r;
     }
     if (args.cuda())
-      cuda_check(args, cuda_backend(args).reduce_axis(TK_MAX, tk_dt(x->dtype), x->raw(), outer, n, inner, y->raw(),
-                                                      TensorWrap::Unwrap(idx)->i32()));
+      TK_CUDA(args, reduce_axis, TK_MAX, tk_dt(x->dtype), x->raw(), outer, n, inner, y->raw(),
+                                                      TensorWrap::Unwrap(idx)->i32());
     else kt().reduce_axis(op, x->f32(), outer, n, inner, y->f32(), TensorWrap::Unwrap(idx)->i32());
     Napi::Array r = Napi::Array::New(info.Env(), 2);
     r[0u] = out;
@@ -270,8 +270,8 @@ static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
   if (y->numel == 0) return out;
   if (args.cuda()) {
     const tk_backend_api& api = cuda_backend(args);
-    if (n == 0) cuda_check(args, api.fill(y->raw(), tk_dt(y->dtype), y->numel, 0.0));
-    else cuda_check(args, api.reduce_axis(tk_reduce_op(op), tk_dt(x->dtype), x->raw(), outer, n, inner, y->raw(), nullptr));
+    if (n == 0) TK_CUDA(args, fill, y->raw(), tk_dt(y->dtype), y->numel, 0.0);
+    else TK_CUDA(args, reduce_axis, tk_reduce_op(op), tk_dt(x->dtype), x->raw(), outer, n, inner, y->raw(), nullptr);
     return out;
   }
   if (n == 0) {
@@ -297,14 +297,14 @@ static Napi::Value MaxBackward(const Napi::CallbackInfo& info) {
   Napi::Object out = new_like(info.Env(), gy, s, &gx);
   if (args.cuda()) {
     const tk_backend_api& api = cuda_backend(args);
-    if (gx->numel) cuda_check(args, api.fill(gx->raw(), tk_dt(gx->dtype), gx->numel, 0.0));
+    if (gx->numel) TK_CUDA(args, fill, gx->raw(), tk_dt(gx->dtype), gx->numel, 0.0);
     if (gy->numel == 0) return out;
     int64_t n = s[axis], outer = 1, inner = 1;
     for (int64_t k = 0; k < axis; ++k) outer *= s[k];
     for (size_t k = axis + 1; k < s.size(); ++k) inner *= s[k];
     for (int32_t j : cuda_read_i32(args, idx))
       if (j < 0 || j >= n) args.range_error("argmax index out of range");
-    cuda_check(args, api.max_backward(tk_dt(gy->dtype), gy->raw(), idx->i32(), outer, n, inner, gx->raw()));
+    TK_CUDA(args, max_backward, tk_dt(gy->dtype), gy->raw(), idx->i32(), outer, n, inner, gx->raw());
     return out;
   }
   std::memset(gx->f32(), 0, gx->numel * 4);
@@ -344,7 +344,7 @@ static Napi::Value SoftmaxForward(const Napi::CallbackInfo& info) {
   int64_t outer, n, inner;
   axis_split(x->shape, axis, &outer, &n, &inner);
   if (args.cuda()) {
-    cuda_check(args, cuda_backend(args).softmax_forward(tk_dt(x->dtype), x->raw(), y->raw(), outer, n, inner, log));
+    TK_CUDA(args, softmax_forward, tk_dt(x->dtype), x->raw(), y->raw(), outer, n, inner, log);
     return out;
   }
   kt().softmax_forward(x->f32(), y->f32(), outer, n, inner, log);
@@ -367,7 +367,7 @@ static Napi::Value SoftmaxBackward(const Napi::CallbackInfo& info) {
   int64_t outer, n, inner;
   axis_split(y->shape, axis, &outer, &n, &inner);
   if (args.cuda()) {
-    cuda_check(args, cuda_backend(args).softmax_backward(tk_dt(y->dtype), y->raw(), gy->raw(), gx->raw(), outer, n, inner, log));
+    TK_CUDA(args, softmax_backward, tk_dt(y->dtype), y->raw(), gy->raw(), gx->raw(), outer, n, inner, log);
     return out;
   }
   kt().softmax_backward(y->f32(), gy->f32(), gx->f32(), outer, n, inner, log);
@@ -402,8 +402,8 @@ static Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   Napi::Object o2 = new_f32(info.Env(), s, &lse);
   if (args.cuda()) {
     if (s[0])
-      cuda_check(args, cuda_backend(args).cross_entropy_forward(tk_dt(lg->dtype), lg->raw(), tg->i32(), lg->shape[0],
-                                                                lg->shape[1], ignore, loss->f32(), lse->f32()));
+      TK_CUDA(args, cross_entropy_forward, tk_dt(lg->dtype), lg->raw(), tg->i32(), lg->shape[0],
+                                                                lg->shape[1], ignore, loss->f32(), lse->f32());
   } else kt().cross_entropy_forward(lg->f32(), tg->i32(), lg->shape[0], lg->shape[1], ignore, loss->f32(), lse->f32());
   Napi::Array r = Napi::Array::New(info.Env(), 2);
   r[0u] = o1;
@@ -426,8 +426,8 @@ static Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   Napi::Object out = new_like(info.Env(), lg, lg->shape, &gx);
   if (args.cuda()) {
     if (lg->numel)
-      cuda_check(args, cuda_backend(args).cross_entropy_backward(tk_dt(lg->dtype), lg->raw(), lse->f32(), tg->i32(), gr->f32(),
-                                                                 lg->shape[0], lg->shape[1], ignore, gx->raw()));
+      TK_CUDA(args, cross_entropy_backward, tk_dt(lg->dtype), lg->raw(), lse->f32(), tg->i32(), gr->f32(),
+                                                                 lg->shape[0], lg->shape[1], ignore, gx->raw());
     return out;
   }
   kt().cross_entropy_backward(lg->f32(), lse->f32(), tg->i32(), gr->f32(), lg->shape[0], lg->shape[1], ignore, gx->f32());
@@ -465,8 +465,8 @@ static Napi::Value LayerNormForward(const Napi::CallbackInfo& info) {
   r[2u] = new_f32(info.Env(), rs, &rstd);
   if (args.cuda()) {
     if (C && rows)
-      cuda_check(args, cuda_backend(args).layer_norm_forward(tk_dt(x->dtype), x->raw(), w->raw(), b ? b->raw() : nullptr,
-                                                             rows, C, eps, y->raw(), mean->f32(), rstd->f32()));
+      TK_CUDA(args, layer_norm_forward, tk_dt(x->dtype), x->raw(), w->raw(), b ? b->raw() : nullptr,
+                                                             rows, C, eps, y->raw(), mean->f32(), rstd->f32());
     return r;
   }
   if (C && rows) kt().layer_norm_forward(x->f32(), w->f32(), b ? b->f32() : nullptr, rows, C, eps, y->f32(), mean->f32(), rstd->f32());
@@ -495,11 +495,11 @@ static Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   r[2u] = need_b ? Napi::Value(new_like(info.Env(), w, w->shape, &gb)) : info.Env().Null();
   if (args.cuda()) {
     const tk_backend_api& api = cuda_backend(args);
-    if (gw && !rows && C) cuda_check(args, api.fill(gw->raw(), tk_dt(gw->dtype), C, 0.0));
-    if (gb && !rows && C) cuda_check(args, api.fill(gb->raw(), tk_dt(gb->dtype), C, 0.0));
+    if (gw && !rows && C) TK_CUDA(args, fill, gw->raw(), tk_dt(gw->dtype), C, 0.0);
+    if (gb && !rows && C) TK_CUDA(args, fill, gb->raw(), tk_dt(gb->dtype), C, 0.0);
     if (C && rows)
-      cuda_check(args, api.layer_norm_backward(tk_dt(x->dtype), x->raw(), w->raw(), mean->f32(), rstd->f32(), gy->raw(), rows,
-                                               C, gx->raw(), gw ? gw->raw() : nullptr, gb ? gb->raw() : nullptr));
+      TK_CUDA(args, layer_norm_backward, tk_dt(x->dtype), x->raw(), w->raw(), mean->f32(), rstd->f32(), gy->raw(), rows,
+                                               C, gx->raw(), gw ? gw->raw() : nullptr, gb ? gb->raw() : nullptr);
     return r;
   }
   if (gw && !rows) std::memset(gw->f32(), 0, C * 4);
@@ -526,7 +526,7 @@ static Napi::Value RmsNormForward(const Napi::CallbackInfo& info) {
   r[1u] = new_f32(info.Env(), rs, &rstd);
   if (args.cuda()) {
     if (C && rows)
-      cuda_check(args, cuda_backend(args).rms_norm_forward(tk_dt(x->dtype), x->raw(), w->raw(), rows, C, eps, y->raw(), rstd->f32()));
+      TK_CUDA(args, rms_norm_forward, tk_dt(x->dtype), x->raw(), w->raw(), rows, C, eps, y->raw(), rstd->f32());
     return r;
   }
   if (C && rows) kt().rms_norm_forward(x->f32(), w->f32(), rows, C, eps, y->f32(), rstd->f32());
@@ -553,10 +553,10 @@ static Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   r[1u] = need_w ? Napi::Value(new_like(info.Env(), w, w->shape, &gw)) : info.Env().Null();
   if (args.cuda()) {
     const tk_backend_api& api = cuda_backend(args);
-    if (gw && !rows && C) cuda_check(args, api.fill(gw->raw(), tk_dt(gw->dtype), C, 0.0));
+    if (gw && !rows && C) TK_CUDA(args, fill, gw->raw(), tk_dt(gw->dtype), C, 0.0);
     if (C && rows)
-      cuda_check(args, api.rms_norm_backward(tk_dt(x->dtype), x->raw(), w->raw(), rstd->f32(), gy->raw(), rows, C, gx->raw(),
-                                             gw ? gw->raw() : nullptr));
+      TK_CUDA(args, rms_norm_backward, tk_dt(x->dtype), x->raw(), w->raw(), rstd->f32(), gy->raw(), rows, C, gx->raw(),
+                                             gw ? gw->raw() : nullptr);
     return r;
   }
   if (gw && !rows) std::memset(gw->f32(), 0, C * 4);
@@ -584,7 +584,7 @@ static Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
   Napi::Object out = new_like(info.Env(), table, s, &y);
   if (args.cuda()) {
     if (y->numel)
-      cuda_check(args, cuda_backend(args).embedding_forward(tk_dt(table->dtype), table->raw(), ids->i32(), ids->numel, V, C, y->raw()));
+      TK_CUDA(args, embedding_forward, tk_dt(table->dtype), table->raw(), ids->i32(), ids->numel, V, C, y->raw());
     return out;
   }
   const float* t = table->f32();
@@ -617,12 +617,12 @@ static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
     // accumulated in f32 (atomics), then cast to the table's dtype when it is bf16
     Napi::Object out = new_f32(info.Env(), Shape{V, C}, &g);
     const tk_backend_api& api = cuda_backend(args);
-    if (V * C) cuda_check(args, api.embedding_backward(tk_dt(gy->dtype), gy->raw(), ids->i32(), ids->numel, V, C, g->f32()));
+    if (V * C) TK_CUDA(args, embedding_backward, tk_dt(gy->dtype), gy->raw(), ids->i32(), ids->numel, V, C, g->f32());
     if (gy->dtype == DType::F32) return out;
     TensorWrap* gb;
     Napi::Object outb = new_like(info.Env(), gy, Shape{V, C}, &gb);
     int64_t n = V * C, one = 1;
-    if (n) cuda_check(args, api.copy_strided(gb->raw(), tk_dt(gb->dtype), &one, g->raw(), TK_F32, &one, 1, &n));
+    if (n) TK_CUDA(args, copy_strided, gb->raw(), tk_dt(gb->dtype), &one, g->raw(), TK_F32, &one, 1, &n);
     return outb;
   }
   Napi::Object out = new_f32(info.Env(), Shape{V, C}, &g);
@@ -651,7 +651,7 @@ static Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   TensorWrap* y;
   Napi::Object out = new_like(info.Env(), x, x->shape, &y);
   if (args.cuda()) {
-    if (x->numel) cuda_check(args, cuda_backend(args).dropout(tk_dt(x->dtype), x->raw(), y->raw(), x->numel, float(p), uint64_t(seed)));
+    if (x->numel) TK_CUDA(args, dropout, tk_dt(x->dtype), x->raw(), y->raw(), x->numel, float(p), uint64_t(seed));
     return out;
   }
   kt().dropout(x->f32(), y->f32(), x->numel, float(p), uint64_t(seed));
@@ -675,8 +675,8 @@ static Napi::Value RopeForward(const Napi::CallbackInfo& info) {
   Napi::Object out = new_like(info.Env(), x, x->shape, &y);
   if (args.cuda()) {
     if (x->numel)
-      cuda_check(args, cuda_backend(args).rope(tk_dt(x->dtype), x->raw(), pos->i32(), x->shape[0] * x->shape[1], T, D,
-                                               float(theta), inverse, y->raw()));
+      TK_CUDA(args, rope, tk_dt(x->dtype), x->raw(), pos->i32(), x->shape[0] * x->shape[1], T, D,
+                                               float(theta), inverse, y->raw());
     return out;
   }
   if (x->numel) kt().rope(x->f32(), pos->i32(), x->shape[0] * x->shape[1], T, D, float(theta), inverse, y->f32());
@@ -713,10 +713,10 @@ static Napi::Value matmul_cuda(const Args& args, TensorWrap* A, TensorWrap* B, T
     g.alpha = 1.0f;
     g.beta = 0.0f;
     if (K == 0) {
-      cuda_check(args, api.fill(g.C, g.c_dt, inner * M * N, 0.0));
+      TK_CUDA(args, fill, g.C, g.c_dt, inner * M * N, 0.0);
       continue;
     }
-    cuda_check(args, api.gemm(&g));
+    TK_CUDA(args, gemm, &g);
   }
   return out;
 }

@@ -32,8 +32,8 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   if (eps <= 0) a.range_error("eps must be > 0");
   if (a.cuda()) {
     if (p->numel)
-      cuda_check(a, cuda_backend(a).adamw_step(p->f32(), g->raw(), tk_dt(g->dtype), m->f32(), v->f32(), p->numel, float(lr),
-                                               float(b1), float(b2), float(eps), float(wd), t));
+      TK_CUDA(a, adamw_step, p->f32(), g->raw(), tk_dt(g->dtype), m->f32(), v->f32(), p->numel, float(lr),
+                                               float(b1), float(b2), float(eps), float(wd), t);
     return info.Env().Undefined();
   }
   kt().adamw_step(p->f32(), g->f32(), m->f32(), v->f32(), p->numel, float(lr), float(b1), float(b2), float(eps), float(wd), t);
@@ -55,8 +55,8 @@ static Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   if (mu < 0) a.range_error("momentum must be >= 0");
   if (a.cuda()) {
     if (p->numel)
-      cuda_check(a, cuda_backend(a).sgd_step(p->f32(), g->raw(), tk_dt(g->dtype), buf->f32(), p->numel, float(lr), float(mu),
-                                             float(damp), float(wd), nesterov, first));
+      TK_CUDA(a, sgd_step, p->f32(), g->raw(), tk_dt(g->dtype), buf->f32(), p->numel, float(lr), float(mu),
+                                             float(damp), float(wd), nesterov, first);
     return info.Env().Undefined();
   }
   kt().sgd_step(p->f32(), g->f32(), buf->f32(), p->numel, float(lr), float(mu), float(damp), float(wd), nesterov, first);
@@ -72,10 +72,10 @@ static Napi::Value SumSquares(const Napi::CallbackInfo& info) {
     // one f32 accumulator on the device, read back (synchronizes)
     const tk_backend_api& api = cuda_backend(a);
     TensorWrap* acc = TensorWrap::Unwrap(TensorWrap::Create(info.Env(), DType::F32, Shape{1}));
-    cuda_check(a, api.fill(acc->raw(), TK_F32, 1, 0.0));
-    if (t->numel) cuda_check(a, api.sum_squares(tk_dt(t->dtype), t->raw(), t->numel, acc->f32()));
+    TK_CUDA(a, fill, acc->raw(), TK_F32, 1, 0.0);
+    if (t->numel) TK_CUDA(a, sum_squares, tk_dt(t->dtype), t->raw(), t->numel, acc->f32());
     float h = 0;
-    cuda_check(a, api.memcpy_d2h(&h, acc->raw(), 4));
+    TK_CUDA(a, memcpy_d2h, &h, acc->raw(), 4);
     return Napi::Number::New(info.Env(), h);
   }
   return Napi::Number::New(info.Env(), kt().sum_squares(t->f32(), t->numel));
@@ -88,7 +88,7 @@ static Napi::Value ScaleInplace(const Napi::CallbackInfo& info) {
   TensorWrap* t = a.tensor_float(0, "x");
   double s = a.number(1, "s");
   if (a.cuda()) {
-    if (t->numel) cuda_check(a, cuda_backend(a).scale_inplace(tk_dt(t->dtype), t->raw(), t->numel, float(s)));
+    if (t->numel) TK_CUDA(a, scale_inplace, tk_dt(t->dtype), t->raw(), t->numel, float(s));
     return info.Env().Undefined();
   }
   kt().scale_inplace(t->f32(), t->numel, float(s));

@@ -51,9 +51,9 @@ static Napi::Value ToDevice(const Napi::CallbackInfo& info) {
   size_t bytes = size_t(t->numel) * dtype_size(t->dtype);
   if (bytes == 0) return out;
   if (t->device == Device::CPU && to == Device::CPU) std::memcpy(o->raw(), t->raw(), bytes);
-  else if (t->device == Device::CPU) cuda_check(a, cuda_backend(a).memcpy_h2d(o->raw(), t->raw(), bytes));
-  else if (to == Device::CPU) cuda_check(a, cuda_backend(a).memcpy_d2h(o->raw(), t->raw(), bytes));
-  else cuda_check(a, cuda_backend(a).memcpy_d2d(o->raw(), t->raw(), bytes));
+  else if (t->device == Device::CPU) TK_CUDA(a, memcpy_h2d, o->raw(), t->raw(), bytes);
+  else if (to == Device::CPU) TK_CUDA(a, memcpy_d2h, o->raw(), t->raw(), bytes);
+  else TK_CUDA(a, memcpy_d2d, o->raw(), t->raw(), bytes);
   return out;
 }
 
@@ -192,11 +192,11 @@ static Napi::Value ToArray(const Napi::CallbackInfo& info) {
     const tk_backend_api& api = cuda_backend(a);
     if (t->dtype == DType::BF16 || t->dtype == DType::F16) {
       std::vector<uint16_t> h(static_cast<size_t>(n));
-      cuda_check(a, api.memcpy_d2h(h.data(), t->raw(), size_t(n) * 2));
+      TK_CUDA(a, memcpy_d2h, h.data(), t->raw(), size_t(n) * 2);
       float* d = static_cast<float*>(dst);
       for (int64_t i = 0; i < n; ++i) d[i] = t->dtype == DType::BF16 ? bf16_to_f32(h[i]) : f16_to_f32(h[i]);
     } else {
-      cuda_check(a, api.memcpy_d2h(dst, t->raw(), size_t(n) * es));
+      TK_CUDA(a, memcpy_d2h, dst, t->raw(), size_t(n) * es);
     }
     return Napi::Value(env, arr);
   }
@@ -230,7 +230,7 @@ static Napi::Value Fill(const Napi::CallbackInfo& info) {
       double lo = t->dtype == DType::I32 ? -2147483648.0 : -128.0, hi = t->dtype == DType::I32 ? 2147483647.0 : 127.0;
       if (!std::isfinite(v) || v != std::floor(v) || v < lo || v > hi) a.range_error("value is not a valid " + std::string(dtype_name(t->dtype)) + " value");
     }
-    if (n) cuda_check(a, cuda_backend(a).fill(t->raw(), tk_dt(t->dtype), n, dv));
+    if (n) TK_CUDA(a, fill, t->raw(), tk_dt(t->dtype), n, dv);
     return info.Env().Undefined();
   }
   switch (t->dtype) {
@@ -277,7 +277,7 @@ static Napi::Value Cast(const Napi::CallbackInfo& info) {
   if (t->device == Device::CUDA) {
     if (dt == DType::F16 || t->dtype == DType::F16) a.type_error("f16 tensors are not supported on CUDA (use bf16)");
     int64_t one = 1;
-    if (n) cuda_check(a, cuda_backend(a).copy_strided(o->raw(), tk_dt(dt), &one, t->raw(), tk_dt(t->dtype), &one, 1, &n));
+    if (n) TK_CUDA(a, copy_strided, o->raw(), tk_dt(dt), &one, t->raw(), tk_dt(t->dtype), &one, 1, &n);
     return out;
   }
   if (dt == t->dtype) {
@@ -327,7 +327,7 @@ static Napi::Value Clone(const Napi::CallbackInfo& info) {
   TensorWrap* t = a.tensor(0, "tensor");
   Napi::Object out = TensorWrap::Create(info.Env(), t->dtype, t->shape);
   size_t bytes = size_t(t->numel) * dtype_size(t->dtype);
-  if (t->device == Device::CUDA) cuda_check(a, cuda_backend(a).memcpy_d2d(TensorWrap::Unwrap(out)->raw(), t->raw(), bytes));
+  if (t->device == Device::CUDA) TK_CUDA(a, memcpy_d2d, TensorWrap::Unwrap(out)->raw(), t->raw(), bytes);
   else std::memcpy(TensorWrap::Unwrap(out)->storage->data, t->storage->data, bytes);
   return out;
 }
@@ -362,8 +362,8 @@ static Napi::Value Permute(const Napi::CallbackInfo& info) {
     if (rank > TK_MAX_DIMS) a.range_error("CUDA permutes at most " + std::to_string(TK_MAX_DIMS) + " dimensions");
     std::vector<int64_t> xs = contiguous_strides(t->shape), px(rank), ys = contiguous_strides(os);
     for (int64_t k = 0; k < rank; ++k) px[k] = xs[dims[k]];
-    cuda_check(a, cuda_backend(a).copy_strided(TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), ys.data(), t->raw(),
-                                               tk_dt(t->dtype), px.data(), int(rank), os.data()));
+    TK_CUDA(a, copy_strided, TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), ys.data(), t->raw(),
+                                               tk_dt(t->dtype), px.data(), int(rank), os.data());
     return out;
   }
   permute_copy(t->storage->data, TensorWrap::Unwrap(out)->storage->data, t->shape, dims, dtype_size(t->dtype));
@@ -397,7 +397,7 @@ static Napi::Value SliceForward(const Napi::CallbackInfo& info) {
     // [outer, end - start, inner] out of [outer, len, inner]
     int64_t sizes[3] = {outer, end - start, inner}, ys[3] = {(end - start) * inner, inner, 1}, xs[3] = {len * inner, inner, 1};
     const char* x0 = static_cast<const char*>(t->raw()) + start * inner * es;
-    cuda_check(a, cuda_backend(a).copy_strided(TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), ys, x0, tk_dt(t->dtype), xs, 3, sizes));
+    TK_CUDA(a, copy_strided, TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), ys, x0, tk_dt(t->dtype), xs, 3, sizes);
     return out;
   }
   const char* src = static_cast<const char*>(t->storage->data);
@@ -426,12 +426,12 @@ static Napi::Value SliceBackward(const Napi::CallbackInfo& info) {
   if (g->device == Device::CUDA) {
     const tk_backend_api& api = cuda_backend(a);
     char* y = static_cast<char*>(TensorWrap::Unwrap(out)->raw());
-    if (shape_numel(s)) cuda_check(a, api.fill(y, tk_dt(g->dtype), shape_numel(s), 0.0));
+    if (shape_numel(s)) TK_CUDA(a, fill, y, tk_dt(g->dtype), shape_numel(s), 0.0);
     if (g->numel == 0) return out;
     split_axis(s, axis, &outer, &inner);
     int64_t w = g->shape[axis];
     int64_t sizes[3] = {outer, w, inner}, ys[3] = {s[axis] * inner, inner, 1}, xs[3] = {w * inner, inner, 1};
-    cuda_check(a, api.copy_strided(y + start * inner * es, tk_dt(g->dtype), ys, g->raw(), tk_dt(g->dtype), xs, 3, sizes));
+    TK_CUDA(a, copy_strided, y + start * inner * es, tk_dt(g->dtype), ys, g->raw(), tk_dt(g->dtype), xs, 3, sizes);
     return out;
   }
   char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
@@ -477,7 +477,7 @@ static Napi::Value ConcatForward(const Napi::CallbackInfo& info) {
       int64_t w = t->shape[axis];
       if (w && outer && inner) {
         int64_t sizes[3] = {outer, w, inner}, ys[3] = {total * inner, inner, 1}, xs[3] = {w * inner, inner, 1};
-        cuda_check(a, api.copy_strided(dst + at * inner * es, tk_dt(t->dtype), ys, t->raw(), tk_dt(t->dtype), xs, 3, sizes));
+        TK_CUDA(a, copy_strided, dst + at * inner * es, tk_dt(t->dtype), ys, t->raw(), tk_dt(t->dtype), xs, 3, sizes);
       }
       at += w;
     }
@@ -506,8 +506,8 @@ static Napi::Value Expand(const Napi::CallbackInfo& info) {
   if (t->device == Device::CUDA) {
     BroadcastPlan p = plan_broadcast(s, {s, t->shape});
     CudaStrides c = cuda_strides(a, p);
-    cuda_check(a, cuda_backend(a).copy_strided(TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), c.strides[0], t->raw(),
-                                               tk_dt(t->dtype), c.strides[1], c.ndim, c.sizes));
+    TK_CUDA(a, copy_strided, TensorWrap::Unwrap(out)->raw(), tk_dt(t->dtype), c.strides[0], t->raw(),
+                                               tk_dt(t->dtype), c.strides[1], c.ndim, c.sizes);
     return out;
   }
   expand_copy(t->storage->data, t->shape, TensorWrap::Unwrap(out)->storage->data, s, dtype_size(t->dtype));
@@ -524,7 +524,7 @@ static Napi::Value sum_to_cuda(const Args& a, TensorWrap* t, const Shape& s) {
   size_t es = dtype_size(t->dtype);
   if (n_out == 0) return out;
   if (t->numel == 0) {
-    cuda_check(a, api.fill(o->raw(), tk_dt(t->dtype), n_out, 0.0));
+    TK_CUDA(a, fill, o->raw(), tk_dt(t->dtype), n_out, 0.0);
     return out;
   }
   // the reductions to do, each over the middle of [outer, n, inner] of the current shape
@@ -547,9 +547,10 @@ static Napi::Value sum_to_cuda(const Args& a, TensorWrap* t, const Shape& s) {
     cur[k] = 1;
   }
   if (steps.empty()) {
-    cuda_check(a, api.memcpy_d2d(o->raw(), t->raw(), size_t(n_out) * es));
+    TK_CUDA(a, memcpy_d2d, o->raw(), t->raw(), size_t(n_out) * es);
     return out;
   }
+  if (!api.reduce_axis) a.range_error("the CUDA backend library has no 'reduce_axis' kernel");
   const void* src = t->raw();
   void* tmp = nullptr;
   for (size_t i = 0; i < steps.size(); ++i) {

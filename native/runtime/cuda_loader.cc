@@ -58,6 +58,14 @@ void probe() {
     g_status.reason = "library was built for another backend ABI version";
     return;
   }
+  // the runtime entries must all be there (a kernel entry may be missing: the
+  // op that needs it then throws)
+  if (!api->device_count || !api->device_info || !api->last_error || !api->init || !api->alloc || !api->free ||
+      !api->memory_stats || !api->reset_peak || !api->empty_cache || !api->set_sync_mode || !api->synchronize ||
+      !api->memcpy_h2d || !api->memcpy_d2h || !api->memcpy_d2d || !api->fill) {
+    g_status.reason = "library is an incomplete tunekit CUDA backend (a runtime entry is missing)";
+    return;
+  }
   char msg[512] = {0};
   int count = api->device_count(msg, sizeof(msg));
   if (count <= 0) {

@@ -635,12 +635,12 @@ export function saveSafetensors(
     if (!(t instanceof Tensor)) fail(`not a Tensor (got ${describe(t)})`, name);
     const tensor = t as Tensor;
     if (tensor.disposed) fail('tensor has been disposed', name);
-    if (tensor.device !== 'cpu') fail(`tensor is on ${tensor.device}; only cpu tensors can be saved`, name);
     const st = TO_ST[tensor.dtype];
     if (!st) fail(`unsupported dtype ${String(tensor.dtype)}`, name);
     let bytes: Uint8Array;
     try {
-      bytes = native.bytesView(tensor._handle());
+      // a CUDA tensor is copied to the host first (the copy lives as long as its bytes are needed)
+      bytes = native.bytesView(tensor.device === 'cpu' ? tensor._handle() : native.toDevice(tensor._handle(), 'cpu'));
     } catch (e) {
       return fail(errnoText(e), name, e);
     }
