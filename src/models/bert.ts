@@ -178,14 +178,15 @@ export class BertModel extends Module {
 
   /** inputIds [B, T]; attentionMask [B, T] (1 = token); tokenTypeIds [B, T] (default 0). */
   forward(inputIds: Tensor | number[][], opts: { attentionMask?: Tensor | number[][]; tokenTypeIds?: Tensor | number[][] } = {}): BertOutput {
-    const { t: ids, rows } = idsTensor(inputIds);
+    const device = this.device;
+    const { t: ids, rows } = idsTensor(inputIds, device);
     const B = rows.length, T = rows[0]?.length ?? 0;
     if (T > this.config.max_position_embeddings) throw new RangeError(`bert: sequence longer than max_position_embeddings = ${this.config.max_position_embeddings}`);
     const mask = maskRows(opts.attentionMask, B, T);
     const e = this.children.embeddings as BertEmbeddings;
     const ec = e.children as Record<string, Module>;
     const pos = tensor(Int32Array.from({ length: B * T }, (_, i) => i % T), [B, T], { dtype: 'i32' });
-    const tt = opts.tokenTypeIds ? idsTensor(opts.tokenTypeIds).t : tensor(new Int32Array(B * T), [B, T], { dtype: 'i32' });
+    const tt = opts.tokenTypeIds ? idsTensor(opts.tokenTypeIds, device).t : tensor(new Int32Array(B * T), [B, T], { dtype: 'i32', device });
     let x = ops.add(ops.add((ec.word_embeddings as Embedding).forward(ids), (ec.position_embeddings as Embedding).forward(pos)), (ec.token_type_embeddings as Embedding).forward(tt));
     x = (ec.LayerNorm as LayerNorm).forward(x);
     if (this.training && this.config.hidden_dropout_prob) x = ops.dropout(x, this.config.hidden_dropout_prob);

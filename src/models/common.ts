@@ -2,7 +2,7 @@
 // position ids and the key/value cache.
 import * as ops from '../ops/index.js';
 import { packedAttentionMask } from '../data/pack.js';
-import { tensor, Tensor } from '../tensor.js';
+import { tensor, Tensor, type Device } from '../tensor.js';
 
 /** Per layer: keys and values of every position seen so far, [B, Hkv, S, D]. */
 export interface LayerCache {
@@ -57,7 +57,7 @@ export type KeyMask = number[][] & { segmentIds?: number[][] };
  * or null when nothing is masked. keyMask: [B][S], 1 for real tokens.
  * With causal, query t (absolute position S - T + t) sees keys j <= S - T + t.
  */
-export function buildAttentionMask(keyMask: number[][], T: number, causal: boolean): Tensor | null {
+export function buildAttentionMask(keyMask: number[][], T: number, causal: boolean, device: Device = 'cpu'): Tensor | null {
   const B = keyMask.length, S = keyMask[0]?.length ?? 0;
   const m = new Int8Array(B * T * S);
   let any = false;
@@ -70,7 +70,7 @@ export function buildAttentionMask(keyMask: number[][], T: number, causal: boole
           any = true;
         }
       }
-  return any ? tensor(m, [B, 1, T, S], { dtype: 'i8' }) : null;
+  return any ? tensor(m, [B, 1, T, S], { dtype: 'i8', device }) : null;
 }
 
 /**
@@ -81,9 +81,10 @@ export function buildAttentionMask(keyMask: number[][], T: number, causal: boole
  */
 export function attend(q: Tensor, k: Tensor, v: Tensor, keyMask: KeyMask, causal: boolean, scale?: number): Tensor {
   const T = q.shape[2]!;
+  const device = q.device;
   if (keyMask.segmentIds) {
     const ids = keyMask.segmentIds;  // [B][T]: block-diagonal causal mask, as the data pipeline builds it
-    return attentionComposite(q, k, v, tensor(packedAttentionMask(ids), [ids.length, 1, T, T], { dtype: 'i8' }), scale);
+    return attentionComposite(q, k, v, tensor(packedAttentionMask(ids), [ids.length, 1, T, T], { dtype: 'i8', device }), scale);
   }
   const lengths = keyMask.map((row) => {
     const n = row.indexOf(0) < 0 ? row.length : row.indexOf(0);
@@ -92,10 +93,10 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, keyMask: KeyMask, causal
   if (lengths.every((n) => n >= 0)) {
     const S = keyMask[0]?.length ?? 0;
     const full = lengths.every((n) => n === S);
-    const kvLengths = full ? undefined : tensor(Int32Array.from(lengths), [lengths.length], { dtype: 'i32' });
+    const kvLengths = full ? undefined : tensor(Int32Array.from(lengths), [lengths.length], { dtype: 'i32', device });
     return ops.attention(q, k, v, { causal, scale, kvLengths });
   }
-  return attentionComposite(q, k, v, buildAttentionMask(keyMask, T, causal), scale);
+  return attentionComposite(q, k, v, buildAttentionMask(keyMask, T, causal, device), scale);
 }
 
 /**
@@ -175,7 +176,7 @@ export function ropeInvFreq(D: number, theta: number, scaling?: RopeScaling | nu
 }
 
 /** cos and sin of positions × inv_freq, each [B, 1, T, D/2], for per-sequence positions [B][T]. */
-export function ropeTables(positions: number[][], invFreq: Float64Array): { cos: Tensor; sin: Tensor } {
+export function ropeTables(positions: number[][], invFreq: Float64Array, device: Device = 'cpu'): { cos: Tensor; sin: Tensor } {
   const B = positions.length, T = positions[0]?.length ?? 0, half = invFreq.length;
   const c = new Float32Array(B * T * half), s = new Float32Array(B * T * half);
   for (let b = 0; b < B; b++)
@@ -187,7 +188,7 @@ export function ropeTables(positions: number[][], invFreq: Float64Array): { cos:
         s[(b * T + t) * half + d] = Math.sin(a);
       }
     }
-  return { cos: tensor(c, [B, 1, T, half]), sin: tensor(s, [B, 1, T, half]) };
+  return { cos: tensor(c, [B, 1, T, half], { device }), sin: tensor(s, [B, 1, T, half], { device }) };
 }
 
 /** Rotate-half RoPE: x [B, H, T, D] with tables [B, 1, T, D/2]. */
@@ -211,20 +212,20 @@ export function positionIds(cache: KVCache | null, mask: number[][]): number[][]
   });
 }
 
-/** ids as an i32 tensor [B, T] and validated nested arrays. */
-export function idsTensor(ids: Tensor | number[][]): { t: Tensor; rows: number[][] } {
+/** ids as an i32 tensor [B, T] on `device` and validated nested arrays. */
+export function idsTensor(ids: Tensor | number[][], device: Device = 'cpu'): { t: Tensor; rows: number[][] } {
   if (ids instanceof Tensor) {
     if (ids.dtype !== 'i32' || ids.ndim !== 2) throw new TypeError(`inputIds must be an i32 tensor [B, T], got ${ids.dtype} [${ids.shape}]`);
     const a = ids.toArray();
     const [B, T] = ids.shape as [number, number];
     const rows = Array.from({ length: B }, (_, b) => Array.from(a.subarray(b * T, (b + 1) * T)));
-    return { t: ids, rows };
+    return { t: ids.to(device), rows };
   }
   const B = ids.length, T = ids[0]?.length ?? 0;
   if (ids.some((r) => r.length !== T)) throw new RangeError('inputIds rows must have equal length (pad them and pass attentionMask)');
   const flat = new Int32Array(B * T);
   ids.forEach((r, b) => r.forEach((x, t) => (flat[b * T + t] = x)));
-  return { t: tensor(flat, [B, T], { dtype: 'i32' }), rows: ids };
+  return { t: tensor(flat, [B, T], { dtype: 'i32', device }), rows: ids };
 }
 
 export function maskRows(attentionMask: Tensor | number[][] | undefined, B: number, T: number): number[][] {

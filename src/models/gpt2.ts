@@ -140,7 +140,8 @@ export class GPT2LMHeadModel extends PreTrainedModel {
 
   /** Hidden states after ln_f, [B, T, C]. */
   hiddenStates(inputIds: Tensor | number[][], opts: ForwardOptions = {}): Tensor {
-    const { t: ids, rows } = idsTensor(inputIds);
+    const device = this.device;
+    const { t: ids, rows } = idsTensor(inputIds, device);
     const B = rows.length, T = rows[0]?.length ?? 0;
     const stepMask = maskRows(opts.attentionMask, B, T);
     const cache = opts.cache;
@@ -148,7 +149,7 @@ export class GPT2LMHeadModel extends PreTrainedModel {
     if (pos.some((r) => r.some((p) => p >= this.config.n_positions)))
       throw new RangeError(`gpt2: sequence longer than n_positions = ${this.config.n_positions}`);
     const tr = this.t.children as Record<string, Module | Module[]>;
-    const posT = tensor(Int32Array.from(pos.flat()), [B, T], { dtype: 'i32' });
+    const posT = tensor(Int32Array.from(pos.flat()), [B, T], { dtype: 'i32', device });
     let x = ops.add((tr.wte as Embedding).forward(ids), (tr.wpe as Embedding).forward(posT));
     x = dropoutIf(this, x, this.config.embd_pdrop);
     const keyMask: KeyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;

@@ -110,7 +110,8 @@ function readJson(path: string): unknown {
 
 /** Loads a Hugging Face model directory. */
 export function loadModel(dir: string, opts: LoadModelOptions = {}): AnyModel {
-  if (opts.device === 'cuda') throw new Error(`loadModel: CUDA is not available: ${native.backendInfo().cuda.reason ?? 'unknown'}`);
+  if (opts.device === 'cuda' && !native.backendInfo().cuda.available)
+    throw new Error(`loadModel: CUDA is not available: ${native.backendInfo().cuda.reason ?? 'unknown'}`);
   if (opts.dtype && opts.dtype !== 'f32') throw new TypeError(`loadModel: dtype '${opts.dtype}' is not supported on the CPU (f32)`);
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) throw new Error(`${cfgPath}: not found (a model directory needs config.json)`);
@@ -182,6 +183,8 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): AnyModel {
   if (existsSync(gen) && 'generationConfig' in model) (model as PreTrainedModel).generationConfig = readJson(gen) as Record<string, unknown>;
   if (opts.tokenizer !== false && existsSync(join(dir, 'tokenizer.json'))) model.tokenizer = loadTokenizerSync(dir);
   model.eval();
+  // read on the CPU, then moved: the parameters stay f32 (bf16 compute on CUDA through tk.autocast)
+  if (opts.device === 'cuda') model.to('cuda');
   return model;
 }
 

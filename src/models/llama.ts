@@ -152,11 +152,12 @@ export class LlamaForCausalLM extends PreTrainedModel {
   }
 
   hiddenStates(inputIds: Tensor | number[][], opts: ForwardOptions = {}): Tensor {
-    const { t: ids, rows } = idsTensor(inputIds);
+    const device = this.device;
+    const { t: ids, rows } = idsTensor(inputIds, device);
     const B = rows.length, T = rows[0]?.length ?? 0;
     const stepMask = maskRows(opts.attentionMask, B, T);
     const cache = opts.cache;
-    const rope = ropeTables(opts.positionIds ?? positionIds(cache ?? null, stepMask), this.invFreq);
+    const rope = ropeTables(opts.positionIds ?? positionIds(cache ?? null, stepMask), this.invFreq, device);
     const body = this.children.model as LlamaBody;
     const bc = body.children as Record<string, Module | Module[]>;
     let x = (bc.embed_tokens as Embedding).forward(ids);

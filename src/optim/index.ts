@@ -84,6 +84,11 @@ export class AdamW extends Optimizer {
         this.m.set(p, m);
         this.v.set(p, v);
       }
+      // state follows its parameter (Module.to after earlier steps, or state loaded on the CPU)
+      if (m.device !== p.device) {
+        m._moveTo(p.device);
+        v._moveTo(p.device);
+      }
       const wd = this.noDecay(name, p) ? 0 : this.weightDecay;
       native.adamw_step(p._handle(), p.grad._handle(), m._handle(), v._handle(), this.lr, this.betas[0], this.betas[1], this.eps, wd, this.stepCount);
     }
@@ -149,6 +154,7 @@ export class SGD extends Optimizer {
         b = zerosLike(p);
         this.buf.set(p, b);
       }
+      if (b.device !== p.device) b._moveTo(p.device);
       const wd = this.noDecay(name, p) ? 0 : this.weightDecay;
       native.sgd_step(p._handle(), p.grad._handle(), b._handle(), this.lr, this.momentum, this.dampening, wd, this.nesterov, first);
     }

@@ -41,7 +41,7 @@ export interface TrainConfig {
   outDir: string;
   seed: number;
   device: 'cpu' | 'cuda';
-  dtype: 'f32';
+  dtype: 'f32' | 'bf16';
   packing: boolean;
   trainOnPrompt: boolean;
   skipBadLines: boolean;
@@ -91,7 +91,7 @@ export const FIELDS: Record<string, FieldSpec> = {
   outDir: { kind: 'string', required: true, help: 'run directory (checkpoints, metrics.jsonl, final weights)' },
   seed: { kind: 'int', min: 0, default: 42, help: 'seed for initialization, shuffling, dropout' },
   device: { kind: 'enum', values: ['cpu', 'cuda'], default: 'cpu', help: 'device' },
-  dtype: { kind: 'enum', values: ['f32'], default: 'f32', help: 'parameter dtype' },
+  dtype: { kind: 'enum', values: ['f32', 'bf16'], default: 'f32', help: "compute dtype: 'bf16' runs matmuls in bf16 with f32 master weights (CUDA only)" },
   packing: { kind: 'bool', default: false, help: 'pack short examples into full sequences' },
   trainOnPrompt: { kind: 'bool', default: false, help: 'also compute the loss on prompt tokens' },
   skipBadLines: { kind: 'bool', default: false, help: 'skip (and count) malformed data lines' },

@@ -15,6 +15,7 @@ import { createModel, loadModel, saveModel, type AnyModel } from '../models/inde
 import type { PreTrainedModel } from '../models/base.js';
 import * as ops from '../ops/index.js';
 import { native } from '../native/binding.js';
+import { autocast } from '../cuda.js';
 import { AdamW, gradNorm, lrMultiplier, SGD, type Optimizer } from '../optim/index.js';
 import { manualSeed, tensor, tidy, type Tensor } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -118,7 +119,7 @@ export function lmLossSum(model: PreTrainedModel, batch: LmBatch): { loss: Tenso
   });
   const V = logits.shape[2]!;
   const shifted = ops.reshape(ops.slice(logits, 1, 0, T - 1), [B * (T - 1), V]);
-  const loss = ops.crossEntropy(shifted, tensor(targets, [B * (T - 1)], { dtype: 'i32' }), { ignoreIndex: -100, reduction: 'sum' });
+  const loss = ops.crossEntropy(shifted, tensor(targets, [B * (T - 1)], { dtype: 'i32', device: logits.device }), { ignoreIndex: -100, reduction: 'sum' });
   return { loss, tokens };
 }
 
@@ -156,7 +157,9 @@ export function evaluateLm(model: PreTrainedModel, data: Dataset<LmExample> | Da
 
 // ---------------------------------------------------------------- the loop
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
-  if (cfg.device === 'cuda') throw new Error('train: device cuda is not available in this build (CUDA backend not implemented yet)');
+  if (cfg.device === 'cuda' && !native.backendInfo().cuda.available)
+    throw new Error(`device: 'cuda' was asked for, but CUDA is not available: ${native.backendInfo().cuda.reason ?? 'unknown reason'}`);
+  if (cfg.dtype === 'bf16' && cfg.device !== 'cuda') throw new Error("dtype: 'bf16' needs device: 'cuda' (the CPU computes in f32)");
   const outDir = cfg.outDir;
   cleanTemporary(outDir);  // half-written checkpoints of a killed run
   const resumeFrom = opts.resume ? latestCheckpoint(outDir) : null;
@@ -208,6 +211,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     throw new Error(`train: the tokenizer has ${tok.vocabSize} tokens but the model's vocab_size is ${lm.vocabSize} (set 'tokenizer' to the model's own)`);
   lm.tokenizer = tok;
   lm.train();
+  // on CUDA the parameters (f32 masters) move to the device; dtype 'bf16' runs the matmuls in bf16 (tk.autocast)
+  if (cfg.device === 'cuda') lm.to('cuda');
+  const mixed = <R>(fn: () => R): R => (cfg.dtype === 'bf16' ? autocast('bf16', fn) : fn());
 
   // schedule
   const batchesPerEpoch = Math.ceil(data.length / cfg.batchSize);
@@ -311,12 +317,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       let lossSum = 0;
       for (const [i, batch] of micro.entries()) {
         if (counts[i] === 0) continue;
-        lossSum += tidy(() => {
-          const { loss } = lmLossSum(lm, batch);
-          const scaled = ops.scale(loss, 1 / stepTokens);
-          scaled.backward();
-          return loss.item();
-        });
+        lossSum += tidy(() =>
+          mixed(() => {
+            const { loss } = lmLossSum(lm, batch);
+            const scaled = ops.scale(loss, 1 / stepTokens);
+            scaled.backward();
+            return loss.item();
+          }),
+        );
       }
       // a step without loss tokens (every label masked) has loss 0, not NaN: nothing to learn, nothing wrong
       const loss = stepTokens ? lossSum / stepTokens : 0;
