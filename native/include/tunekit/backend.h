@@ -144,8 +144,9 @@ typedef struct tk_backend_api {
   /* ---- creation and copies */
   /* y[0..n) = value (any dtype) */
   int (*fill)(void* y, tk_dtype dt, int64_t n, double value);
-  /* y[0..n) uniform in [a, b) (normal = 0) or normal(a, b) (normal = 1) from
-   * the counter-based bits of tk::uniform01(seed, i): the CPU's values */
+  /* y[0..n) uniform in [a, b) (normal = 0) or normal(mean a, std b) (normal = 1),
+   * from the same counter-based bits as the CPU's fill_uniform / fill_normal
+   * (native/cpu/baseline.cc): the CPU's values up to rounding */
   int (*random)(void* y, tk_dtype dt, int64_t n, uint64_t seed, int normal, float a, float b);
   /* y[i] = convert(x[i]) over the index space `sizes` (ndim ≤ TK_MAX_DIMS),
    * element i at offset Σ i_k·y_strides[k] in y and Σ i_k·x_strides[k] in x.
@@ -177,7 +178,8 @@ typedef struct tk_backend_api {
   int (*softmax_forward)(tk_dtype dt, const void* x, void* y, int64_t outer, int64_t n, int64_t inner, int log);
   int (*softmax_backward)(tk_dtype dt, const void* y, const void* gy, void* gx, int64_t outer, int64_t n,
                           int64_t inner, int log);
-  /* sum of squares of x[0..n) added into *acc (one f32 on the device) */
+  /* sum of squares of x[0..n) added into *acc (one f32 on the device; block
+   * partials are added with atomics, so the last bits may vary run to run) */
   int (*sum_squares)(tk_dtype dt, const void* x, int64_t n, float* acc);
 
   /* ---- losses and normalizations (rows of the last axis) */
