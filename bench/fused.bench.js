@@ -179,7 +179,9 @@ async function attnMemChild(impl, T, causal) {
   }
   const q = tk.randn(shape, { seed: 1 }), k = tk.randn(shape, { seed: 2 }), v = tk.randn(shape, { seed: 3 }), g = tk.randn(shape, { seed: 4 });
   for (const t of [q, k, v]) t.requiresGrad = true;
-  const mask = causalMask(tk, T);
+  // only when used: building the [T, T] mask leaves a T·T·4-byte Float32Array behind, and
+  // whether the GC frees it inside the measured window moved the reading by that much
+  const mask = causal ? causalMask(tk, T) : null;
   // Tensor memory is V8 ArrayBuffer memory (process.memoryUsage().arrayBuffers counts
   // every byte): what the forward keeps for the backward (its graph), and the peak
   // over forward + backward sampled after each step. RSS is no use here: freed

@@ -1,11 +1,16 @@
 // Bindings of the fused ops (issue "The four fused kernels"): attention, ...
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "../cpu/baseline.h"
 #include "../runtime/isa.h"
@@ -144,6 +149,309 @@ static void add_row_bias(float* y, const float* bias, int64_t N, int64_t out) {
   });
 }
 
+// ---- the rank-r products of loraLinear on AVX-512 (r <= 64): xa = x·aᵀ, gyb = gy·b with
+// gb = gyᵀ·xa in the same pass over gy, and ga = gybᵀ·x. Each is one streaming pass over
+// an [N, in] or [N, out] matrix with r-wide rows (one to four 16-lane vectors, the last one
+// masked) held in registers: through the general SGEMM, an r = 16 product pads the 32-wide
+// register tile to 2x the work and reads its operand once per K block. Other ISAs take the
+// SGEMM (kt().gemm).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TK_LORA_SIMD 1
+#define TK_LORA_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+namespace lora_simd {
+
+static const int64_t kMaxRank = 64;
+
+// 64-byte aligned scratch of n floats, freed on scope exit
+struct Scratch {
+  float* p;
+  explicit Scratch(int64_t n) {
+    size_t bytes = (size_t(n > 0 ? n : 1) * sizeof(float) + 63) & ~size_t(63);
+    p = static_cast<float*>(aligned_alloc(64, bytes));
+    if (!p) throw std::bad_alloc();
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { free(p); }
+};
+
+static inline uint16_t lane_mask(int64_t valid) {
+  return valid >= 16 ? uint16_t(0xffff) : valid <= 0 ? uint16_t(0) : uint16_t((1u << valid) - 1u);
+}
+
+// dst [rows][16 NV]: src [rows][cols] (row stride lds) zero-padded to 16 NV columns
+static void pad_rows(const float* src, int64_t rows, int64_t cols, int64_t lds, int64_t nv, float* dst) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* d = dst + i * 16 * nv;
+    for (int64_t j = 0; j < 16 * nv; ++j) d[j] = j < cols ? src[i * lds + j] : 0.0f;
+  }
+}
+
+// xa[n, :] = x[n, :] · at (at = aᵀ zero-padded: [in][16 NV]) for rows [n0, n1)
+template <int NV, int RB>
+TK_LORA_TARGET static void xa_rows(const float* x, int64_t in, const float* at, int64_t r, float* xa, int64_t n0,
+                                   int64_t n1) {
+  __mmask16 m[NV];
+  for (int u = 0; u < NV; ++u) m[u] = lane_mask(r - 16 * u);
+  for (int64_t n = n0; n < n1; n += RB) {
+    const int64_t rows = n1 - n < RB ? n1 - n : RB;
+    const float* xr[RB];
+    for (int i = 0; i < RB; ++i) xr[i] = x + (n + (i < rows ? i : 0)) * in;
+    __m512 acc[RB][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < RB; ++i)
+#pragma GCC unroll 4
+      for (int u = 0; u < NV; ++u) acc[i][u] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < in; ++k) {
+      __m512 av[NV];
+#pragma GCC unroll 4
+      for (int u = 0; u < NV; ++u) av[u] = _mm512_load_ps(at + (k * NV + u) * 16);
+#pragma GCC unroll 16
+      for (int i = 0; i < RB; ++i) {
+        __m512 xb = _mm512_set1_ps(xr[i][k]);
+#pragma GCC unroll 4
+        for (int u = 0; u < NV; ++u) acc[i][u] = _mm512_fmadd_ps(xb, av[u], acc[i][u]);
+      }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < RB; ++i)  // constant indices keep acc in registers
+      if (i < rows)
+#pragma GCC unroll 4
+        for (int u = 0; u < NV; ++u) _mm512_mask_storeu_ps(xa + (n + i) * r + 16 * u, m[u], acc[i][u]);
+  }
+}
+
+// gyb[n, :] = gy[n, :] · bp (bp = b zero-padded: [out][16 NV]) for rows [n0, n1), and with GB
+// gbp[o, :] += sum_n gy[n, o] xa[n, :] (gbp: [out][16 NV], this thread's partial sum)
+template <int NV, int RB, bool GB>
+TK_LORA_TARGET static void gyb_rows(const float* gy, int64_t out, const float* bp, const float* xa, int64_t r, float* gyb,
+                                    float* gbp, int64_t n0, int64_t n1) {
+  __mmask16 m[NV];
+  for (int u = 0; u < NV; ++u) m[u] = lane_mask(r - 16 * u);
+  for (int64_t n = n0; n < n1; n += RB) {
+    const int64_t rows = n1 - n < RB ? n1 - n : RB;
+    const float* gr[RB];
+    __m512 acc[RB][NV], xv[RB][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < RB; ++i) {
+      gr[i] = gy + (n + (i < rows ? i : 0)) * out;
+#pragma GCC unroll 4
+      for (int u = 0; u < NV; ++u) {
+        acc[i][u] = _mm512_setzero_ps();
+        // rows past the end repeat a row for gyb (never stored) and add nothing to gb
+        xv[i][u] = GB && i < rows ? _mm512_maskz_loadu_ps(m[u], xa + (n + i) * r + 16 * u) : _mm512_setzero_ps();
+      }
+    }
+    for (int64_t o = 0; o < out; ++o) {
+      __m512 g[RB];
+#pragma GCC unroll 16
+      for (int i = 0; i < RB; ++i) g[i] = _mm512_set1_ps(gr[i][o]);
+#pragma GCC unroll 4
+      for (int u = 0; u < NV; ++u) {
+        __m512 bo = _mm512_load_ps(bp + (o * NV + u) * 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < RB; ++i) acc[i][u] = _mm512_fmadd_ps(g[i], bo, acc[i][u]);
+        if (GB) {  // two short chains instead of one long one
+          float* t = gbp + (o * NV + u) * 16;
+          __m512 s0 = _mm512_load_ps(t), s1 = _mm512_mul_ps(g[1 % RB], xv[1 % RB][u]);
+          if (RB == 1) s1 = _mm512_setzero_ps();
+          s0 = _mm512_fmadd_ps(g[0], xv[0][u], s0);
+#pragma GCC unroll 16
+          for (int i = 2; i < RB; ++i) {
+            if (i % 2) s1 = _mm512_fmadd_ps(g[i], xv[i][u], s1);
+            else s0 = _mm512_fmadd_ps(g[i], xv[i][u], s0);
+          }
+          _mm512_store_ps(t, _mm512_add_ps(s0, s1));
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < RB; ++i)
+      if (i < rows)
+#pragma GCC unroll 4
+        for (int u = 0; u < NV; ++u) _mm512_mask_storeu_ps(gyb + (n + i) * r + 16 * u, m[u], acc[i][u]);
+  }
+}
+
+// ga rows [j0, j0 + JB), columns [c, c + 16 KV) (lanes past the end masked off by m), over
+// the rows [n0, n1) of x: JB x KV accumulators in registers; the first block starts from 0
+template <int JB, int KV>
+TK_LORA_TARGET static void ga_block(const float* x, int64_t in, const float* gyb, int64_t r, float* ga, int64_t j0, int64_t c,
+                                    const __mmask16* m, int64_t n0, int64_t n1) {
+  __m512 acc[JB][KV];
+#pragma GCC unroll 8
+  for (int jj = 0; jj < JB; ++jj)
+#pragma GCC unroll 3
+    for (int v = 0; v < KV; ++v)
+      acc[jj][v] = n0 > 0 ? _mm512_maskz_loadu_ps(m[v], ga + (j0 + jj) * in + c + 16 * v) : _mm512_setzero_ps();
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* xr = x + n * in + c;
+    const float* gr = gyb + n * r + j0;
+    __m512 xv[KV];
+#pragma GCC unroll 3
+    for (int v = 0; v < KV; ++v) xv[v] = _mm512_maskz_loadu_ps(m[v], xr + 16 * v);
+#pragma GCC unroll 8
+    for (int jj = 0; jj < JB; ++jj) {
+      __m512 g = _mm512_set1_ps(gr[jj]);
+#pragma GCC unroll 3
+      for (int v = 0; v < KV; ++v) acc[jj][v] = _mm512_fmadd_ps(g, xv[v], acc[jj][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int jj = 0; jj < JB; ++jj)
+#pragma GCC unroll 3
+    for (int v = 0; v < KV; ++v) _mm512_mask_storeu_ps(ga + (j0 + jj) * in + c + 16 * v, m[v], acc[jj][v]);
+}
+
+// ga[j, c] = sum_n gyb[n, j] x[n, c] for the columns [c0, c1) of ga [r, in] (no other thread
+// writes them). Blocks of 16 rows of x: each block passes once over the columns, with 8 x 3
+// accumulators in registers per (column chunk, group of 8 ranks) and the next block's lines
+// prefetched (x is read in order, one row block at a time, each element from memory once).
+TK_LORA_TARGET static void ga_cols(const float* x, int64_t N, int64_t in, const float* gyb, int64_t r, float* ga, int64_t c0,
+                                   int64_t c1) {
+  const int KV = 3;
+  const int64_t NB = 16;
+  for (int64_t n0 = 0; n0 < N; n0 += NB) {
+    const int64_t n1 = N - n0 < NB ? N : n0 + NB;
+    const int64_t p1 = N - n1 < NB ? N : n1 + NB;  // the rows to prefetch
+    for (int64_t c = c0; c < c1; c += 16 * KV) {
+      for (int64_t n = n1; n < p1; ++n)
+        for (int64_t cc = c; cc < c + 16 * KV && cc < c1; cc += 16) _mm_prefetch(reinterpret_cast<const char*>(x + n * in + cc), _MM_HINT_T0);
+      __mmask16 m[KV];
+      for (int v = 0; v < KV; ++v) m[v] = lane_mask(c1 - c - 16 * v);
+      for (int64_t j0 = 0; j0 < r; j0 += 8) {
+        switch (r - j0 < 8 ? r - j0 : 8) {
+          case 1: ga_block<1, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+          case 2: ga_block<2, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+          case 3: ga_block<3, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+          case 4: ga_block<4, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+          case 5: ga_block<5, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+          case 6: ga_block<6, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+          case 7: ga_block<7, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+          default: ga_block<8, KV>(x, in, gyb, r, ga, j0, c, m, n0, n1); break;
+        }
+      }
+    }
+  }
+}
+
+template <int NV>
+static void xa_all(const float* x, int64_t N, int64_t in, const float* at, int64_t r, float* xa) {
+  const int RB = NV == 1 ? 12 : NV == 2 ? 8 : 4;
+  par((N + RB - 1) / RB, 8, [&](int64_t b, int64_t e) {
+    xa_rows<NV, RB>(x, in, at, r, xa, b * RB, e * RB < N ? e * RB : N);
+  });
+}
+
+template <int NV, bool GB>
+static void gyb_all(const float* gy, int64_t N, int64_t out, const float* bp, const float* xa, int64_t r, float* gyb,
+                    float* gbp /* [threads][out][16 NV] */) {
+  const int RB = NV == 1 ? 8 : NV == 2 ? 6 : 3;
+  const int64_t blocks = (N + RB - 1) / RB;
+  const int64_t parts = thread_count();
+  par(parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      int64_t r0 = blocks * p / parts * RB, r1 = blocks * (p + 1) / parts * RB;
+      if (r1 > N) r1 = N;
+      if (r0 < r1) gyb_rows<NV, RB, GB>(gy, out, bp, xa, r, gyb, GB ? gbp + p * out * 16 * NV : nullptr, r0, r1);
+    }
+  });
+}
+
+}  // namespace lora_simd
+#endif
+
+// True where the rank-r products take the AVX-512 kernels above.
+static bool lora_simd_ok(int64_t r) {
+#if defined(TK_LORA_SIMD)
+  return r >= 1 && r <= lora_simd::kMaxRank && std::strcmp(active_isa(), "avx512") == 0;
+#else
+  (void)r;
+  return false;
+#endif
+}
+
+// xa = x·aᵀ  [N, r]
+static void lora_xa(const KernelTable& k, const float* x, const float* la, int64_t N, int64_t in, int64_t r, float* xa) {
+#if defined(TK_LORA_SIMD)
+  if (lora_simd_ok(r)) {
+    const int64_t nv = (r + 15) / 16;
+    lora_simd::Scratch ats(in * 16 * nv);  // aᵀ, zero-padded to 16 nv columns
+    float* at = ats.p;
+    for (int64_t c = 0; c < in; ++c)
+      for (int64_t j = 0; j < 16 * nv; ++j) at[c * 16 * nv + j] = j < r ? la[j * in + c] : 0.0f;
+    switch (nv) {
+      case 1: lora_simd::xa_all<1>(x, N, in, at, r, xa); break;
+      case 2: lora_simd::xa_all<2>(x, N, in, at, r, xa); break;
+      case 3: lora_simd::xa_all<3>(x, N, in, at, r, xa); break;
+      default: lora_simd::xa_all<4>(x, N, in, at, r, xa); break;
+    }
+    return;
+  }
+#endif
+  k.gemm(GemmArgs{N, r, in, x, in, false, la, in, true, xa, r, false});
+}
+
+// gyb = gy·b [N, r]; with gb: gb = scale·gyᵀ·xa [out, r] (one pass over gy on AVX-512)
+static void lora_gyb_gb(const KernelTable& k, const float* gy, const float* lb, const float* xa, int64_t N, int64_t out,
+                        int64_t r, float scale, float* gyb, float* gb) {
+#if defined(TK_LORA_SIMD)
+  if (lora_simd_ok(r)) {
+    const int64_t nv = (r + 15) / 16, w = 16 * nv, parts = thread_count();
+    lora_simd::Scratch bps(out * w);  // b, zero-padded to w columns
+    float* bp = bps.p;
+    lora_simd::pad_rows(lb, out, r, r, nv, bp);
+    lora_simd::Scratch gbps(gb ? parts * out * w : 1);  // per-thread partial sums of gb
+    float* gbp = gb ? gbps.p : nullptr;
+    if (gb) std::memset(gbp, 0, size_t(parts * out) * 4 * w);
+#define TK_LORA_GYB(NV)                                                   \
+  if (gb) lora_simd::gyb_all<NV, true>(gy, N, out, bp, xa, r, gyb, gbp);  \
+  else lora_simd::gyb_all<NV, false>(gy, N, out, bp, xa, r, gyb, gbp);
+    switch (nv) {
+      case 1: TK_LORA_GYB(1) break;
+      case 2: TK_LORA_GYB(2) break;
+      case 3: TK_LORA_GYB(3) break;
+      default: TK_LORA_GYB(4) break;
+    }
+#undef TK_LORA_GYB
+    if (gb) {
+      for (int64_t o = 0; o < out; ++o)
+        for (int64_t j = 0; j < r; ++j) {
+          float s = 0.0f;
+          for (int64_t p = 0; p < parts; ++p) s += gbp[(p * out + o) * w + j];
+          gb[o * r + j] = scale * s;
+        }
+    }
+    return;
+  }
+#endif
+  k.gemm(GemmArgs{N, r, out, gy, out, false, lb, r, false, gyb, r, false});
+  if (gb) {
+    k.gemm(GemmArgs{out, r, N, gy, out, true, xa, r, false, gb, r, false});
+    for (int64_t i = 0; i < out * r; ++i) gb[i] *= scale;
+  }
+}
+
+// ga = scale·gybᵀ·x  [r, in]
+static void lora_ga(const KernelTable& k, const float* gyb, const float* x, int64_t N, int64_t in, int64_t r, float scale,
+                    float* ga) {
+#if defined(TK_LORA_SIMD)
+  if (lora_simd_ok(r)) {
+    if (N == 0) {
+      std::memset(ga, 0, size_t(r * in) * 4);
+      return;
+    }
+    par((in + 15) / 16, 1, [&](int64_t b, int64_t e) {
+      lora_simd::ga_cols(x, N, in, gyb, r, ga, b * 16, e * 16 < in ? e * 16 : in);
+    });
+    for (int64_t i = 0; i < r * in; ++i) ga[i] *= scale;
+    return;
+  }
+#endif
+  k.gemm(GemmArgs{r, in, N, gyb, r, true, x, in, false, ga, in, false});
+  for (int64_t i = 0; i < r * in; ++i) ga[i] *= scale;
+}
+
 // lora_forward(x [..., in], w [out, in], a [r, in], b [out, r], scale, bias | null, fanInFanOut) -> [y [..., out], xa [N, r]]
 // y = x·wᵀ + scale·(x·aᵀ)·bᵀ + bias as ONE GEMM over K = in + r (the low-rank
 // term is a second K segment of the base product, so y is written once).
@@ -165,14 +473,14 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   float* yp = TensorWrap::Unwrap(y)->f32();
   float* xap = TensorWrap::Unwrap(xa)->f32();
   const KernelTable& k = kt();
-  // xa = x·aᵀ  [N, r]
-  k.gemm(GemmArgs{s.N, s.r, s.in, x->f32(), s.in, false, la->f32(), s.in, true, xap, s.r, false});
-  std::vector<float> xas(static_cast<size_t>(s.N * s.r));
-  for (int64_t i = 0; i < s.N * s.r; ++i) xas[i] = float(scale) * xap[i];
+  lora_xa(k, x->f32(), la->f32(), s.N, s.in, s.r, xap);  // xa = x·aᵀ  [N, r]
+  // the low-rank term as the second K segment: xa · (scale·b)ᵀ
+  std::vector<float> bs(static_cast<size_t>(s.out * s.r));
+  for (size_t i = 0; i < bs.size(); ++i) bs[i] = float(scale) * lb->f32()[i];
   GemmArgs g{s.N, s.out, s.in, x->f32(), s.in, false, w->f32(), fifo ? s.out : s.in, !fifo, yp, s.out, false};
-  g.A2 = xas.data();
+  g.A2 = xap;
   g.lda2 = s.r;
-  g.B2 = lb->f32();
+  g.B2 = bs.data();
   g.ldb2 = s.r;
   g.K2 = s.r;
   g.trans_b2 = true;  // b is [out, r]
@@ -208,20 +516,29 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const KernelTable& k = kt();
   float sc = float(scale);
-  // gyb = gy·b  [N, r]
-  std::vector<float> gyb(static_cast<size_t>(s.N * s.r));
-  k.gemm(GemmArgs{s.N, s.r, s.out, gy->f32(), s.out, false, lb->f32(), s.r, false, gyb.data(), s.r, false});
+  // gyb = gy·b  [N, r] (for gx and ga), and gb = scale·gyᵀ·xa [out, r] in the same pass over gy
   Napi::Array res = Napi::Array::New(env, 5);
   for (uint32_t i = 0; i < 5; ++i) res[i] = env.Null();
+  std::vector<float> gyb;
+  if (need_x || need_a || need_b) {
+    gyb.resize(static_cast<size_t>(s.N * s.r));
+    float* gbp = nullptr;
+    if (need_b) {
+      Napi::Object gb = TensorWrap::Create(env, DType::F32, lb->shape);
+      gbp = TensorWrap::Unwrap(gb)->f32();
+      res[3u] = gb;
+    }
+    lora_gyb_gb(k, gy->f32(), lb->f32(), xa->f32(), s.N, s.out, s.r, sc, gyb.data(), gbp);
+  }
   if (need_x) {
     Napi::Object gx = TensorWrap::Create(env, DType::F32, x->shape);
-    std::vector<float> gybs(gyb.size());
-    for (size_t i = 0; i < gyb.size(); ++i) gybs[i] = sc * gyb[i];
+    std::vector<float> as(static_cast<size_t>(s.r * s.in));  // scale·a
+    for (size_t i = 0; i < as.size(); ++i) as[i] = sc * la->f32()[i];
     // op(B) = w as [out, in]: stored [out, in] directly, or [in, out] transposed
     GemmArgs g{s.N, s.in, s.out, gy->f32(), s.out, false, w->f32(), fifo ? s.out : s.in, fifo, TensorWrap::Unwrap(gx)->f32(), s.in, false};
-    g.A2 = gybs.data();
+    g.A2 = gyb.data();
     g.lda2 = s.r;
-    g.B2 = la->f32();
+    g.B2 = as.data();
     g.ldb2 = s.in;
     g.K2 = s.r;
     k.gemm(g);
@@ -237,17 +554,8 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   }
   if (need_a) {  // ga = scale·gybᵀ·x  [r, in]
     Napi::Object ga = TensorWrap::Create(env, DType::F32, la->shape);
-    float* p = TensorWrap::Unwrap(ga)->f32();
-    k.gemm(GemmArgs{s.r, s.in, s.N, gyb.data(), s.r, true, x->f32(), s.in, false, p, s.in, false});
-    for (int64_t i = 0; i < s.r * s.in; ++i) p[i] *= sc;
+    lora_ga(k, gyb.data(), x->f32(), s.N, s.in, s.r, sc, TensorWrap::Unwrap(ga)->f32());
     res[2u] = ga;
-  }
-  if (need_b) {  // gb = scale·gyᵀ·xa  [out, r]
-    Napi::Object gb = TensorWrap::Create(env, DType::F32, lb->shape);
-    float* p = TensorWrap::Unwrap(gb)->f32();
-    k.gemm(GemmArgs{s.out, s.r, s.N, gy->f32(), s.out, true, xa->f32(), s.r, false, p, s.r, false});
-    for (int64_t i = 0; i < s.out * s.r; ++i) p[i] *= sc;
-    res[3u] = gb;
   }
   if (need_bias) {
     Napi::Object gbias = TensorWrap::Create(env, DType::F32, Shape{s.out});
