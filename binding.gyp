@@ -36,6 +36,7 @@
         "native/napi/tensor_wrap.cc",
         "native/napi/cuda_storage.cc",
         "native/napi/cuda_ops.cc",
+        "native/napi/ops_fused_cuda.cc",
         "native/napi/ops_tensor.cc",
         "native/napi/ops_math.cc",
         "native/napi/runtime.cc",

@@ -27,6 +27,32 @@ void cuda_run(const Args& a, F fn, const char* entry, A... args) {
 }
 #define TK_CUDA(args, entry, ...) ::tk::cuda_run(args, ::tk::cuda_backend(args).entry, #entry, __VA_ARGS__)
 
+// Device scratch memory for one binding call (from the caching allocator; the
+// blocks go back when the scratch goes out of scope: stream-ordered reuse makes
+// that safe while queued kernels still read them).
+class CudaScratch {
+ public:
+  explicit CudaScratch(const Args& a) : a_(a), api_(cuda_backend(a)) {}
+  ~CudaScratch() {
+    for (void* p : blocks_) api_.free(p);
+  }
+  CudaScratch(const CudaScratch&) = delete;
+  CudaScratch& operator=(const CudaScratch&) = delete;
+  void* get(size_t bytes) {
+    void* p = api_.alloc(bytes ? bytes : 1);
+    if (!p) a_.range_error(api_.last_error());
+    blocks_.push_back(p);
+    return p;
+  }
+  template <class T>
+  T* get(int64_t n) { return static_cast<T*>(get(size_t(n) * sizeof(T))); }
+
+ private:
+  const Args& a_;
+  const tk_backend_api& api_;
+  std::vector<void*> blocks_;
+};
+
 // Strides (elements) of a broadcast plan's operand k, padded to TK_MAX_DIMS;
 // throws when the merged shape has more than TK_MAX_DIMS dimensions.
 struct CudaStrides {

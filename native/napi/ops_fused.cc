@@ -15,6 +15,8 @@
 #include "../cpu/baseline.h"
 #include "../runtime/isa.h"
 #include "bindings.h"
+#include "cuda_ops.h"
+#include "ops_fused_cuda.h"
 
 namespace tk {
 
@@ -34,9 +36,13 @@ static AttnShapes attn_shapes(const Args& a, TensorWrap* q, TensorWrap* k, Tenso
   if (s.D > 256) a.range_error("head dimension " + std::to_string(s.D) + " exceeds 256");
   if (kv_len) {
     if (kv_len->shape != Shape{s.B}) a.range_error("kvLengths must be [B] = [" + std::to_string(s.B) + "], got " + shape_str(kv_len->shape));
+    // on CUDA the lengths are read back to the host (a few bytes; synchronizes) to be checked
+    std::vector<int32_t> host;
+    if (kv_len->device == Device::CUDA) host = cuda_read_i32(a, kv_len);
+    const int32_t* len = kv_len->device == Device::CUDA ? host.data() : kv_len->i32();
     for (int64_t b = 0; b < s.B; ++b)
-      if (kv_len->i32()[b] < 0 || kv_len->i32()[b] > s.S)
-        a.range_error("kvLengths[" + std::to_string(b) + "] = " + std::to_string(kv_len->i32()[b]) + " is out of range [0, " + std::to_string(s.S) + "]");
+      if (len[b] < 0 || len[b] > s.S)
+        a.range_error("kvLengths[" + std::to_string(b) + "] = " + std::to_string(len[b]) + " is out of range [0, " + std::to_string(s.S) + "]");
   }
   return s;
 }
@@ -45,13 +51,14 @@ static AttnShapes attn_shapes(const Args& a, TensorWrap* q, TensorWrap* k, Tenso
 static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Args a(info, "attention");
   a.count(6);
-  TensorWrap* q = a.tensor_f32(0, "q");
-  TensorWrap* k = a.tensor_f32(1, "k");
-  TensorWrap* v = a.tensor_f32(2, "v");
+  TensorWrap* q = a.tensor_float(0, "q");
+  TensorWrap* k = a.tensor_float(1, "k");
+  TensorWrap* v = a.tensor_float(2, "v");
   TensorWrap* kl = info[3].IsNull() || info[3].IsUndefined() ? nullptr : a.tensor_i32(3, "kvLengths");
   double scale = a.number(4, "scale");
   bool causal = a.boolean(5, "causal");
   AttnShapes s = attn_shapes(a, q, k, v, kl);
+  if (a.cuda()) return cuda_attention_forward(a, q, k, v, kl, s.B, s.H, s.Hkv, s.T, s.S, s.D, float(scale), causal);
   Napi::Object o = TensorWrap::Create(info.Env(), DType::F32, q->shape);
   Napi::Object lse = TensorWrap::Create(info.Env(), DType::F32, Shape{s.B, s.H, s.T});
   if (q->numel)
@@ -67,18 +74,20 @@ static Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
 static Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Args a(info, "attention_backward");
   a.count(9);
-  TensorWrap* q = a.tensor_f32(0, "q");
-  TensorWrap* k = a.tensor_f32(1, "k");
-  TensorWrap* v = a.tensor_f32(2, "v");
-  TensorWrap* o = a.tensor_f32(3, "o");
+  TensorWrap* q = a.tensor_float(0, "q");
+  TensorWrap* k = a.tensor_float(1, "k");
+  TensorWrap* v = a.tensor_float(2, "v");
+  TensorWrap* o = a.tensor_float(3, "o");
   TensorWrap* lse = a.tensor_f32(4, "lse");
-  TensorWrap* dout = a.tensor_f32(5, "dout");
+  TensorWrap* dout = a.tensor_float(5, "dout");
   TensorWrap* kl = info[6].IsNull() || info[6].IsUndefined() ? nullptr : a.tensor_i32(6, "kvLengths");
   double scale = a.number(7, "scale");
   bool causal = a.boolean(8, "causal");
   AttnShapes s = attn_shapes(a, q, k, v, kl);
   if (o->shape != q->shape || dout->shape != q->shape) a.range_error("o and dout must have the shape of q");
   if (lse->shape != (Shape{s.B, s.H, s.T})) a.range_error("lse must be [B, H, T]");
+  if (a.cuda())
+    return cuda_attention_backward(a, q, k, v, o, lse, dout, kl, s.B, s.H, s.Hkv, s.T, s.S, s.D, float(scale), causal);
   Napi::Object dq = TensorWrap::Create(info.Env(), DType::F32, q->shape);
   Napi::Object dk = TensorWrap::Create(info.Env(), DType::F32, k->shape);
   Napi::Object dv = TensorWrap::Create(info.Env(), DType::F32, v->shape);
@@ -111,6 +120,7 @@ static Napi::Value GaeForward(const Napi::CallbackInfo& info) {
   if (v->shape != r->shape || d->shape != r->shape)
     a.range_error("rewards " + shape_str(r->shape) + ", values " + shape_str(v->shape) + " and dones " + shape_str(d->shape) + " must have one shape");
   if (last && last->shape != Shape{r->shape[0]}) a.range_error("lastValues must be [B] = [" + std::to_string(r->shape[0]) + "], got " + shape_str(last->shape));
+  if (a.cuda()) return cuda_gae(a, r, v, d, last, float(gamma), float(lambda));
   Napi::Object adv = TensorWrap::Create(info.Env(), DType::F32, r->shape);
   Napi::Object ret = TensorWrap::Create(info.Env(), DType::F32, r->shape);
   if (r->numel)
@@ -458,14 +468,15 @@ static void lora_ga(const KernelTable& k, const float* gyb, const float* x, int6
 static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
   Args a(info, "loraLinear");
   a.count(7);
-  TensorWrap* x = a.tensor_f32(0, "x");
-  TensorWrap* w = a.tensor_f32(1, "w");
-  TensorWrap* la = a.tensor_f32(2, "a");
-  TensorWrap* lb = a.tensor_f32(3, "b");
+  TensorWrap* x = a.tensor_float(0, "x");
+  TensorWrap* w = a.tensor_float(1, "w");
+  TensorWrap* la = a.tensor_float(2, "a");
+  TensorWrap* lb = a.tensor_float(3, "b");
   double scale = a.number(4, "scale");
-  TensorWrap* bias = info[5].IsNull() || info[5].IsUndefined() ? nullptr : a.tensor_f32(5, "bias");
+  TensorWrap* bias = info[5].IsNull() || info[5].IsUndefined() ? nullptr : a.tensor_float(5, "bias");
   bool fifo = a.boolean(6, "fanInFanOut");
   LoraShapes s = lora_shapes(a, x, w, la, lb, bias, fifo);
+  if (a.cuda()) return cuda_lora_forward(a, x, w, la, lb, bias, float(scale), fifo, s.N, s.in, s.out, s.r);
   Shape ys = x->shape;
   ys.back() = s.out;
   Napi::Object y = TensorWrap::Create(info.Env(), DType::F32, ys);
@@ -498,13 +509,13 @@ static Napi::Value LoraForward(const Napi::CallbackInfo& info) {
 static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   Args a(info, "loraLinear_backward");
   a.count(13);
-  TensorWrap* x = a.tensor_f32(0, "x");
-  TensorWrap* w = a.tensor_f32(1, "w");
-  TensorWrap* la = a.tensor_f32(2, "a");
-  TensorWrap* lb = a.tensor_f32(3, "b");
+  TensorWrap* x = a.tensor_float(0, "x");
+  TensorWrap* w = a.tensor_float(1, "w");
+  TensorWrap* la = a.tensor_float(2, "a");
+  TensorWrap* lb = a.tensor_float(3, "b");
   double scale = a.number(4, "scale");
   TensorWrap* xa = a.tensor_f32(5, "xa");
-  TensorWrap* gy = a.tensor_f32(6, "gy");
+  TensorWrap* gy = a.tensor_float(6, "gy");
   bool need_x = a.boolean(7, "needX"), need_w = a.boolean(8, "needW"), need_a = a.boolean(9, "needA"),
        need_b = a.boolean(10, "needB"), need_bias = a.boolean(11, "needBias");
   bool fifo = a.boolean(12, "fanInFanOut");
@@ -513,6 +524,9 @@ static Napi::Value LoraBackward(const Napi::CallbackInfo& info) {
   Shape ys = x->shape;
   ys.back() = s.out;
   if (gy->shape != ys) a.range_error("gy must be " + shape_str(ys) + ", got " + shape_str(gy->shape));
+  if (a.cuda())
+    return cuda_lora_backward(a, x, w, la, lb, xa, gy, float(scale), need_x, need_w, need_a, need_b, need_bias, fifo, s.N,
+                              s.in, s.out, s.r);
   Napi::Env env = info.Env();
   const KernelTable& k = kt();
   float sc = float(scale);
@@ -664,9 +678,10 @@ static void quantize_act_rows(const float* x, const float* keep, int64_t N, int6
 static Napi::Value QuantizeInt8(const Napi::CallbackInfo& info) {
   Args a(info, "quantizeInt8");
   a.count(2);
-  TensorWrap* w = a.tensor_f32(0, "w");
+  TensorWrap* w = a.tensor_float(0, "w");
   if (w->shape.size() != 2) a.range_error("w must be 2-d [out, in], got " + shape_str(w->shape));
   int64_t axis = a.axis(1, "axis", 2);
+  if (a.cuda()) return cuda_quantize_int8(a, w, axis);
   int64_t R = w->shape[0], C = w->shape[1];
   const float* wp = w->f32();
   for (int64_t i = 0; i < w->numel; ++i)
@@ -707,11 +722,11 @@ static Napi::Value QuantizeInt8(const Napi::CallbackInfo& info) {
 static Napi::Value Int8LinearForward(const Napi::CallbackInfo& info) {
   Args a(info, "int8Linear");
   a.count(5);
-  TensorWrap* x = a.tensor_f32(0, "x");
+  TensorWrap* x = a.tensor_float(0, "x");
   TensorWrap* q = a.tensor(1, "q");
   if (q->dtype != DType::I8) a.type_error("argument 'q' must have dtype i8, got " + std::string(dtype_name(q->dtype)));
   TensorWrap* sc = a.tensor_f32(2, "scale");
-  TensorWrap* bias = info[3].IsNull() || info[3].IsUndefined() ? nullptr : a.tensor_f32(3, "bias");
+  TensorWrap* bias = info[3].IsNull() || info[3].IsUndefined() ? nullptr : a.tensor_float(3, "bias");
   double threshold = a.number(4, "threshold");
   if (threshold < 0) a.range_error("threshold must be >= 0");
   if (x->shape.empty()) a.range_error("x must be [..., in]");
@@ -720,6 +735,7 @@ static Napi::Value Int8LinearForward(const Napi::CallbackInfo& info) {
   int64_t out = q->shape[0];
   if (sc->shape != Shape{out}) a.range_error("scale must be [" + std::to_string(out) + "], got " + shape_str(sc->shape));
   if (bias && bias->shape != Shape{out}) a.range_error("bias must be [" + std::to_string(out) + "], got " + shape_str(bias->shape));
+  if (a.cuda()) return cuda_int8_linear(a, x, q, sc, bias, threshold, N, in, out);
   Shape ys = x->shape;
   ys.back() = out;
   Napi::Object y = TensorWrap::Create(info.Env(), DType::F32, ys);
@@ -776,6 +792,7 @@ static Napi::Value DequantizeInt8(const Napi::CallbackInfo& info) {
   if (q->dtype != DType::I8) a.type_error("argument 'q' must have dtype i8, got " + std::string(dtype_name(q->dtype)));
   TensorWrap* sc = a.tensor_f32(1, "scale");
   if (q->shape.size() != 2 || sc->shape != Shape{q->shape[0]}) a.range_error("q must be [R, C] and scale [R]");
+  if (a.cuda()) return cuda_dequantize_int8(a, q, sc);
   Napi::Object w = TensorWrap::Create(info.Env(), DType::F32, q->shape);
   float* wp = TensorWrap::Unwrap(w)->f32();
   const int8_t* qp = q->data<int8_t>();

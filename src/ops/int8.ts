@@ -57,9 +57,11 @@ export function int8Linear(x: Tensor, q: Tensor, scale: Tensor, opts: Int8Linear
   return record(y, 'int8Linear', inputs, (g, needs) => {
     let gx: Tensor | null = null;
     if (needs[0]) {
-      const w = dequantizeInt8(q, scale);
+      const w32 = dequantizeInt8(q, scale);
+      const w = w32.dtype === g.dtype ? w32 : w32.to(g.dtype);  // bf16 on CUDA: the gradient's dtype
       gx = matmul(g, w);  // [..., out] · [out, in]
       w.dispose();
+      if (w !== w32) w32.dispose();
     }
     let gb: Tensor | null = null;
     if (bias && needs[1]) {
