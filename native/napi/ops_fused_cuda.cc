@@ -71,6 +71,27 @@ void run_gemm(const Args& a, const tk_gemm_params& g) {
 
 size_t elem(DType d) { return dtype_size(d); }
 
+// The shapes and inputs of an attention call (both directions).
+tk_attention_params attention_params(DType dt, TensorWrap* q, TensorWrap* k, TensorWrap* v, TensorWrap* kv_len,
+                                     int64_t B, int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D, float scale,
+                                     bool causal) {
+  tk_attention_params p{};
+  p.dt = tk_dt(dt);
+  p.B = B;
+  p.H = H;
+  p.Hkv = Hkv;
+  p.T = T;
+  p.S = S;
+  p.D = D;
+  p.scale = scale;
+  p.causal = causal;
+  p.q = q->raw();
+  p.k = k->raw();
+  p.v = v->raw();
+  p.kv_len = kv_len ? kv_len->i32() : nullptr;
+  return p;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- attention
@@ -84,20 +105,7 @@ Napi::Value cuda_attention_forward(const Args& a, TensorWrap* q, TensorWrap* k, 
   r[0u] = make(a, q->dtype, q->shape, &o);
   r[1u] = make(a, DType::F32, Shape{B, H, T}, &lse);
   if (q->numel == 0) return r;
-  tk_attention_params p{};
-  p.dt = tk_dt(q->dtype);
-  p.B = B;
-  p.H = H;
-  p.Hkv = Hkv;
-  p.T = T;
-  p.S = S;
-  p.D = D;
-  p.scale = scale;
-  p.causal = causal;
-  p.q = q->raw();
-  p.k = k->raw();
-  p.v = v->raw();
-  p.kv_len = kv_len ? kv_len->i32() : nullptr;
+  tk_attention_params p = attention_params(q->dtype, q, k, v, kv_len, B, H, Hkv, T, S, D, scale, causal);
   p.o = o->raw();
   p.lse = lse->f32();
   TK_CUDA(a, attention_forward, &p);
@@ -129,20 +137,7 @@ Napi::Value cuda_attention_backward(const Args& a, TensorWrap* q, TensorWrap* k,
       if (t->numel) TK_CUDA(a, fill, t->raw(), tk_dt(dt), t->numel, 0.0);
     return r;
   }
-  tk_attention_params p{};
-  p.dt = tk_dt(dt);
-  p.B = B;
-  p.H = H;
-  p.Hkv = Hkv;
-  p.T = T;
-  p.S = S;
-  p.D = D;
-  p.scale = scale;
-  p.causal = causal;
-  p.q = q->raw();
-  p.k = k->raw();
-  p.v = v->raw();
-  p.kv_len = kv_len ? kv_len->i32() : nullptr;
+  tk_attention_params p = attention_params(dt, q, k, v, kv_len, B, H, Hkv, T, S, D, scale, causal);
   p.o = o->raw();
   p.lse = lse->f32();
   p.dout = g;
