@@ -40,16 +40,7 @@ namespace {
 
 uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 inline uint64_t next_u64() { return tkc::mix64(g_rng++); }
-// uniform in [-1, 1) (never exactly zero in practice), rounded to dt
-std::vector<float> rand_vec(size_t n, tk_dtype dt, float scale = 1.0f) {
-  std::vector<float> v(n);
-  for (auto& x : v) {
-    x = scale * (static_cast<float>(next_u64() >> 40) * (2.0f / 16777216.0f) - 1.0f);
-    if (x == 0.0f) x = scale * 0.5f;
-    if (dt == TK_BF16) x = round_bf16(x);
-  }
-  return v;
-}
+std::vector<float> rand_vec(size_t n, tk_dtype dt, float scale = 1.0f) { return uniform_vec(n, dt, g_rng, scale); }
 
 const char* path_name(GemmPath p) {
   switch (p) {

@@ -55,6 +55,18 @@ inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
 // bf16 round trip of host values (what the device sees)
 inline float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
+// n values uniform in [-scale, scale) from the counter `state` (advanced; a zero
+// draw becomes scale / 2: never zeros), rounded to bf16 when dt is bf16
+inline std::vector<float> uniform_vec(size_t n, tk_dtype dt, uint64_t& state, float scale = 1.0f) {
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    x = scale * (static_cast<float>(tkc::mix64(state++) >> 40) * (2.0f / 16777216.0f) - 1.0f);
+    if (x == 0.0f) x = scale * 0.5f;
+    if (dt == TK_BF16) x = round_bf16(x);
+  }
+  return v;
+}
+
 // A device buffer of dtype dt holding host values (rounded for bf16).
 inline void* upload(const std::vector<float>& h, tk_dtype dt) {
   size_t n = h.size();

@@ -32,15 +32,7 @@ namespace {
 
 uint64_t g_rng = 0x2545f4914f6cdd1dull;
 inline uint64_t next_u64() { return tkc::mix64(g_rng++); }
-std::vector<float> rand_vec(size_t n, tk_dtype dt, float scale = 1.0f) {
-  std::vector<float> v(n);
-  for (auto& x : v) {
-    x = scale * (static_cast<float>(next_u64() >> 40) * (2.0f / 16777216.0f) - 1.0f);
-    if (x == 0.0f) x = scale * 0.5f;
-    if (dt == TK_BF16) x = round_bf16(x);
-  }
-  return v;
-}
+std::vector<float> rand_vec(size_t n, tk_dtype dt, float scale = 1.0f) { return uniform_vec(n, dt, g_rng, scale); }
 
 const char* path_name(LoraPath p) {
   switch (p) {
