@@ -189,7 +189,6 @@ static Napi::Value ToArray(const Napi::CallbackInfo& info) {
   if (n == 0) return Napi::Value(env, arr);
   if (t->device == Device::CUDA) {
     // synchronizes: a fault of an earlier kernel surfaces here
-    const tk_backend_api& api = cuda_backend(a);
     if (t->dtype == DType::BF16 || t->dtype == DType::F16) {
       std::vector<uint16_t> h(static_cast<size_t>(n));
       TK_CUDA(a, memcpy_d2h, h.data(), t->raw(), size_t(n) * 2);
@@ -424,7 +423,6 @@ static Napi::Value SliceBackward(const Napi::CallbackInfo& info) {
   Napi::Object out = TensorWrap::Create(info.Env(), g->dtype, s);
   int64_t outer, inner, es = dtype_size(g->dtype);
   if (g->device == Device::CUDA) {
-    const tk_backend_api& api = cuda_backend(a);
     char* y = static_cast<char*>(TensorWrap::Unwrap(out)->raw());
     if (shape_numel(s)) TK_CUDA(a, fill, y, tk_dt(g->dtype), shape_numel(s), 0.0);
     if (g->numel == 0) return out;
@@ -471,7 +469,6 @@ static Napi::Value ConcatForward(const Napi::CallbackInfo& info) {
   split_axis(os, axis, &outer, &inner);
   char* dst = static_cast<char*>(TensorWrap::Unwrap(out)->storage->data);
   if (ts[0]->device == Device::CUDA) {
-    const tk_backend_api& api = cuda_backend(a);
     int64_t at = 0;
     for (TensorWrap* t : ts) {
       int64_t w = t->shape[axis];
