@@ -29,6 +29,18 @@ export function noGrad<R>(fn: () => R): R {
   }
 }
 
+// Intermediates of a model's forward that nothing outside the model holds (the
+// layer norms' outputs, the attention's projections, ...): backward() frees each one
+// as soon as the walk is past it (its consumers and its own node are done), so that a
+// training step's memory does not peak with every activation and every gradient at once.
+const transients = new WeakSet<Tensor>();
+
+/** @internal marks an intermediate that no caller can reach (see above); returns it */
+export function markTransient(t: Tensor): Tensor {
+  transients.add(t);
+  return t;
+}
+
 /** Attaches a node to `out` when recording is on and any input requires grad. */
 export function record(out: Tensor, op: string, inputs: Tensor[], backward: Node['backward']): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
@@ -61,6 +73,14 @@ function topoOrder(root: Tensor): Tensor[] {
     }
   }
   return order.reverse();
+}
+
+/** Whether a gradient can be accumulated into `acc` in place (CPU f32 of one shape). */
+function inPlace(acc: Tensor, g: Tensor): boolean {
+  if (acc.device !== 'cpu' || g.device !== 'cpu' || acc.dtype !== 'f32' || g.dtype !== 'f32') return false;
+  if (acc.shape.length !== g.shape.length) return false;
+  for (let i = 0; i < acc.shape.length; i++) if (acc.shape[i] !== g.shape[i]) return false;
+  return true;
 }
 
 /**
@@ -138,7 +158,12 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, wrap: (h: Na
         if (handedOut.has(gi)) gi = wrap(native.clone(gi._handle()));
         handedOut.add(gi);
         const acc = grads.get(x);
-        if (acc) {
+        if (acc && inPlace(acc, gi)) {
+          // acc is this walk's own tensor (every backward returns new tensors, its
+          // gradient argument, or views of that argument, which is then dropped)
+          native.add_inplace(acc._handle(), gi._handle());
+          gi.dispose();
+        } else if (acc) {
           grads.set(x, wrap(native.binary_forward('add', acc._handle(), gi._handle())));
           acc.dispose();
           gi.dispose();
@@ -150,6 +175,8 @@ export function runBackward(root: Tensor, grad: Tensor | undefined, wrap: (h: Na
       if (!handedOut.has(g)) g.dispose();
       t._node = null;  // free the graph as we go
       t._graphFreed = 'backward';
+      // every consumer of t came before it in the walk: an intermediate nobody else holds goes now
+      if (transients.has(t)) t.dispose();
     }
   } finally {
     gradEnabled = prev;

@@ -34,6 +34,49 @@ struct GemmArgs {
   int64_t K2 = 0;
   bool trans_a2 = false;
   bool trans_b2 = false;
+  // Epilogue, applied once per element after the whole product (both segments),
+  // while the tile is still in cache: C[m, n] += bias[n] (bias: [N], or null);
+  // then C[m, n] += residual[m, n] (row stride ld_res, or null; may not alias C);
+  // then, with act_out, act_out[m, n] = gelu_tanh(C[m, n]) (row stride ld_act;
+  // C keeps the value before the activation, which the backward needs).
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  int64_t ld_res = 0;
+  float* act_out = nullptr;
+  int64_t ld_act = 0;
+  // After bias and residual: C[m, n] *= gelu_tanh'(c_gelu_grad[m, n]) (row stride ld_cgg;
+  // the gradient through an input GELU), before act_out.
+  const float* c_gelu_grad = nullptr;
+  int64_t ld_cgg = 0;
+  // Operand transforms of the first segment, applied as it is packed: opA(A) is
+  // gelu_tanh(opA(A)) with a_gelu, likewise B with b_gelu.
+  bool a_gelu = false;
+  bool b_gelu = false;
+  // A layer norm applied to A (or B) as stored, as it is packed: X[r, c] becomes
+  // (X[r, c] - mean[r]) * rstd[r] * w[c] + b[c] (r the stored row, c the stored column;
+  // b may be null), the operation layer_norm_forward writes. Not with the gelu transform.
+  const float *a_ln_mean = nullptr, *a_ln_rstd = nullptr, *a_ln_w = nullptr, *a_ln_b = nullptr;
+  const float *b_ln_mean = nullptr, *b_ln_rstd = nullptr, *b_ln_w = nullptr, *b_ln_b = nullptr;
+};
+
+// A strided view of a [B, heads, T, D] tensor for the fused attention: element (b, h, t, d)
+// at p + b·sb + h·sh + t·st + d (rows of D contiguous). Contiguous: sb = heads·T·D,
+// sh = T·D, st = D; q of a fused projection [B, T, 3·heads·D]: sb = T·3·heads·D, sh = D,
+// st = 3·heads·D.
+struct AttnView {
+  float* p;
+  int64_t sb, sh, st;
+  float* at(int64_t b, int64_t h, int64_t t) const { return p + b * sb + h * sh + t * st; }
+};
+// The fused attention's arguments: q [B, H, T, D], k, v [B, Hkv, S, D] views; forward writes
+// o and lse [B, H, T] (contiguous); backward reads q, k, v, o, dout, lse and writes dq, dk, dv.
+struct AttnArgs {
+  AttnView q, k, v, o, dout, dq, dk, dv;
+  float* lse;
+  const int32_t* kv_len;  // [B] or null
+  int64_t B, H, Hkv, T, S, D;
+  float scale;
+  bool causal;
 };
 
 struct KernelTable {
@@ -64,6 +107,7 @@ struct KernelTable {
                                  const float* g_row, int64_t N, int64_t V, int32_t ignore_index,
                                  float* gx);
   // ---- normalizations over the last axis; x, y: [rows, C]; mean, rstd: [rows]
+  // (layer_norm_forward with y null computes mean and rstd only)
   void (*layer_norm_forward)(const float* x, const float* w, const float* b, int64_t rows, int64_t C,
                              float eps, float* y, float* mean, float* rstd);
   // gw, gb: [C] (may be null); they are overwritten, not accumulated
@@ -104,6 +148,15 @@ struct KernelTable {
                    bool nesterov, bool first);
   double (*sum_squares)(const float* x, int64_t n);
   void (*scale_inplace)(float* x, int64_t n, float s);
+  // ---- the backward of a linear layer's epilogue (bias, gelu); g, h, gh: [rows, C]
+  // with h: gh = g * gelu_tanh'(h) (else g is used as it is); gb[c] = sum over rows of
+  // gh[r, c] in row order (gb may be null). Columns split across threads, so the sums
+  // do not depend on the thread count.
+  void (*linear_epilogue_backward)(const float* g, const float* h, int64_t rows, int64_t C, float* gh, float* gb);
+  // ---- the fused attention over strided views (attention.inc): the same computation as
+  // attention_forward / attention_backward, reading and writing in place in other layouts
+  void (*attention_forward_ex)(const AttnArgs& a);
+  void (*attention_backward_ex)(const AttnArgs& a);
 };
 
 const KernelTable& kernels_scalar();

@@ -3,6 +3,10 @@
 #include <cmath>
 #include <cstring>
 
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
 #include "../cpu/baseline.h"
 #include "../runtime/isa.h"
 #include "bindings.h"
@@ -196,7 +200,6 @@ static Napi::Value MaskedFillForward(const Napi::CallbackInfo& info) {
   if (x->numel == 0) return out;
   if (args.cuda()) {
     // y = mask ? value : x, the value broadcast from a one-element tensor
-    const tk_backend_api& api = cuda_backend(args);
     TensorWrap* v = TensorWrap::Unwrap(TensorWrap::Create(info.Env(), x->dtype, Shape{1}));
     TK_CUDA(args, fill, v->raw(), tk_dt(x->dtype), 1, value);
     CudaStrides st = cuda_strides(args, plan_broadcast(s, {m->shape, Shape{}, x->shape}));
@@ -269,7 +272,6 @@ static Napi::Value ReduceForward(const Napi::CallbackInfo& info) {
   }
   if (y->numel == 0) return out;
   if (args.cuda()) {
-    const tk_backend_api& api = cuda_backend(args);
     if (n == 0) TK_CUDA(args, fill, y->raw(), tk_dt(y->dtype), y->numel, 0.0);
     else TK_CUDA(args, reduce_axis, tk_reduce_op(op), tk_dt(x->dtype), x->raw(), outer, n, inner, y->raw(), nullptr);
     return out;
@@ -296,7 +298,6 @@ static Napi::Value MaxBackward(const Napi::CallbackInfo& info) {
   TensorWrap* gx;
   Napi::Object out = new_like(info.Env(), gy, s, &gx);
   if (args.cuda()) {
-    const tk_backend_api& api = cuda_backend(args);
     if (gx->numel) TK_CUDA(args, fill, gx->raw(), tk_dt(gx->dtype), gx->numel, 0.0);
     if (gy->numel == 0) return out;
     int64_t n = s[axis], outer = 1, inner = 1;
@@ -494,7 +495,6 @@ static Napi::Value LayerNormBackward(const Napi::CallbackInfo& info) {
   r[1u] = need_w ? Napi::Value(new_like(info.Env(), w, w->shape, &gw)) : info.Env().Null();
   r[2u] = need_b ? Napi::Value(new_like(info.Env(), w, w->shape, &gb)) : info.Env().Null();
   if (args.cuda()) {
-    const tk_backend_api& api = cuda_backend(args);
     if (gw && !rows && C) TK_CUDA(args, fill, gw->raw(), tk_dt(gw->dtype), C, 0.0);
     if (gb && !rows && C) TK_CUDA(args, fill, gb->raw(), tk_dt(gb->dtype), C, 0.0);
     if (C && rows)
@@ -552,7 +552,6 @@ static Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   r[0u] = new_like(info.Env(), x, x->shape, &gx);
   r[1u] = need_w ? Napi::Value(new_like(info.Env(), w, w->shape, &gw)) : info.Env().Null();
   if (args.cuda()) {
-    const tk_backend_api& api = cuda_backend(args);
     if (gw && !rows && C) TK_CUDA(args, fill, gw->raw(), tk_dt(gw->dtype), C, 0.0);
     if (C && rows)
       TK_CUDA(args, rms_norm_backward, tk_dt(x->dtype), x->raw(), w->raw(), rstd->f32(), gy->raw(), rows, C, gx->raw(),
@@ -616,8 +615,7 @@ static Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
   if (args.cuda()) {
     // accumulated in f32 (atomics), then cast to the table's dtype when it is bf16
     Napi::Object out = new_f32(info.Env(), Shape{V, C}, &g);
-    const tk_backend_api& api = cuda_backend(args);
-    if (V * C) TK_CUDA(args, embedding_backward, tk_dt(gy->dtype), gy->raw(), ids->i32(), ids->numel, V, C, g->f32());
+    if (V && C) TK_CUDA(args, embedding_backward, tk_dt(gy->dtype), gy->raw(), ids->i32(), ids->numel, V, C, g->f32());
     if (gy->dtype == DType::F32) return out;
     TensorWrap* gb;
     Napi::Object outb = new_like(info.Env(), gy, Shape{V, C}, &gb);
@@ -687,7 +685,6 @@ static Napi::Value RopeForward(const Napi::CallbackInfo& info) {
 // (a broadcast batch is a stride-0 operand).
 static Napi::Value matmul_cuda(const Args& args, TensorWrap* A, TensorWrap* B, TensorWrap* y, const BroadcastPlan& p,
                                int64_t M, int64_t N, int64_t K, bool ta, bool tb, Napi::Object out) {
-  const tk_backend_api& api = cuda_backend(args);
   size_t ra = A->shape.size(), rb = B->shape.size();
   size_t es = dtype_size(A->dtype), ys = dtype_size(y->dtype);
   int64_t inner = p.inner();
@@ -755,6 +752,13 @@ static Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
   // offsets per batch index: the plan walks all but the last merged dim; do it by hand
   const KernelTable& k = kt();
   int64_t lda = A->shape[ra - 1], ldb = B->shape[rb - 1];
+  // b shared by every batch index (a weight) and a's rows contiguous: the batch
+  // folds into M, one product of nb·M rows (packs b once, threads see all rows)
+  if (nb > 1 && !ta && shape_numel(bb) == 1 && shape_numel(ba) == nb) {
+    GemmArgs g{nb * M, N, K, A->f32(), lda, false, B->f32(), ldb, tb, y->f32(), N, false};
+    k.gemm(g);
+    return out;
+  }
   auto one = [&](int64_t i) {
     int64_t inner = p.inner(), o = i / inner, j = i % inner;
     int64_t offa = p.offset(0, o) + j * p.strides[0].back();
@@ -771,6 +775,349 @@ static Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
     for (int64_t i = 0; i < nb; ++i) one(i);
   }
   return out;
+}
+
+// ---------------------------------------------------------------- linear layer (CPU)
+// The bias and the GELU run in the GEMM's epilogue (while the tile is in cache),
+// the backward is one call: gelu'(h) and the bias gradient in one pass over gy,
+// then the two products over all rows at once. CUDA tensors take matmul (tk.ops.linear
+// composes there).
+struct LinearShapes {
+  int64_t in, out;
+};
+
+static LinearShapes linear_shapes(const Args& a, const TensorWrap* x, const TensorWrap* w, const TensorWrap* bias, bool trans_w) {
+  if (a.cuda()) a.type_error("runs on the CPU (tk.ops.linear composes matmul on CUDA)");
+  if (x->shape.empty()) a.range_error("x must be [..., in], got a 0-d tensor");
+  int64_t in = x->shape.back();
+  if (w->shape.size() != 2 || w->shape[trans_w ? 1 : 0] != in)
+    a.range_error(std::string("w must be ") + (trans_w ? "[out, " + std::to_string(in) + "]" : "[" + std::to_string(in) + ", out]") + ", got " + shape_str(w->shape));
+  int64_t out = w->shape[trans_w ? 0 : 1];
+  if (bias && bias->shape != Shape{out}) a.range_error("bias must be [" + std::to_string(out) + "], got " + shape_str(bias->shape));
+  return {in, out};
+}
+
+// rows of the product from its [..., out] output (allocated, so its sizes are bounded; an
+// empty x with huge leading sizes and in = 0 fails at that allocation)
+static int64_t rows_of(const TensorWrap* y, int64_t out) { return out ? y->numel / out : 0; }
+
+// The optional layer norm of a linear layer's input: lnW [in], lnB [in] | null
+static void check_input_norm(const Args& a, const TensorWrap* lnw, const TensorWrap* lnb, int64_t in) {
+  if (!lnw) {
+    if (lnb) a.range_error("lnB without lnW");
+    return;
+  }
+  if (lnw->shape != Shape{in}) a.range_error("lnW must be [" + std::to_string(in) + "], got " + shape_str(lnw->shape));
+  if (lnb && lnb->shape != Shape{in}) a.range_error("lnB must be [" + std::to_string(in) + "], got " + shape_str(lnb->shape));
+}
+
+// linear_forward(x [..., in], w, bias | null, residual | null, transW, gelu, geluInput, lnW | null, lnB | null, eps)
+//   -> [y, h | null, mean | null, rstd | null]
+// y = x'·op(w) + bias + residual, x' the input as the product reads it: layerNorm(x; lnW, lnB, eps)
+// with lnW (the normalization applied as x is packed: the normalized input is never stored;
+// mean and rstd [...] are returned for the backward), gelu_tanh(x) under geluInput, else x.
+// w is [out, in] with transW (nn.Linear), [in, out] without (GPT-2's Conv1D); residual is
+// [..., out] (a residual connection, added in the epilogue). With gelu (no residual):
+// h = x'·op(w) + bias (kept for the backward) and y = gelu_tanh(h).
+static Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  Args a(info, "linear");
+  a.count(10);
+  TensorWrap* x = a.tensor_f32(0, "x");
+  TensorWrap* w = a.tensor_f32(1, "w");
+  TensorWrap* bias = info[2].IsNull() || info[2].IsUndefined() ? nullptr : a.tensor_f32(2, "bias");
+  TensorWrap* res = info[3].IsNull() || info[3].IsUndefined() ? nullptr : a.tensor_f32(3, "residual");
+  bool tw = a.boolean(4, "transW");
+  bool gelu = a.boolean(5, "gelu");
+  bool gelu_in = a.boolean(6, "geluInput");
+  TensorWrap* lnw = info[7].IsNull() || info[7].IsUndefined() ? nullptr : a.tensor_f32(7, "lnW");
+  TensorWrap* lnb = info[8].IsNull() || info[8].IsUndefined() ? nullptr : a.tensor_f32(8, "lnB");
+  double eps = a.number(9, "eps");
+  LinearShapes s = linear_shapes(a, x, w, bias, tw);
+  check_input_norm(a, lnw, lnb, s.in);
+  if (lnw && !(eps > 0)) a.range_error("eps must be positive");
+  if (lnw && gelu_in) a.range_error("lnW and geluInput cannot be combined");
+  Shape ys = x->shape;
+  ys.back() = s.out;
+  if (res && res->shape != ys) a.range_error("residual must be " + shape_str(ys) + ", got " + shape_str(res->shape));
+  if (res && gelu) a.range_error("residual and gelu cannot be combined");
+  Napi::Env env = info.Env();
+  Napi::Array r = Napi::Array::New(env, 4);
+  for (uint32_t i = 0; i < 4; ++i) r[i] = env.Null();
+  TensorWrap *h, *y = nullptr, *mean = nullptr, *rstd = nullptr;
+  Napi::Object ho = new_f32(env, ys, &h);
+  if (gelu) {
+    r[0u] = new_f32(env, ys, &y);
+    r[1u] = ho;
+  } else {
+    r[0u] = ho;
+  }
+  if (lnw) {
+    Shape rs(x->shape.begin(), x->shape.end() - 1);
+    r[2u] = new_f32(env, rs, &mean);
+    r[3u] = new_f32(env, rs, &rstd);
+    int64_t rows = s.in ? x->numel / s.in : 0;
+    if (rows && s.in)
+      kt().layer_norm_forward(x->f32(), lnw->f32(), lnb ? lnb->f32() : nullptr, rows, s.in, float(eps), nullptr, mean->f32(),
+                              rstd->f32());
+    else if (mean->numel) {  // no features: as layer_norm_forward would leave them (mean 0, rstd 1/sqrt(eps))
+      for (int64_t i = 0; i < mean->numel; ++i) {
+        mean->f32()[i] = 0.0f;
+        rstd->f32()[i] = 1.0f / std::sqrt(float(eps));
+      }
+    }
+  }
+  int64_t N = rows_of(h, s.out);
+  if (N > 0) {
+    GemmArgs g{N, s.out, s.in, x->f32(), s.in, false, w->f32(), tw ? s.in : s.out, tw, h->f32(), s.out, false};
+    g.a_gelu = gelu_in;
+    if (lnw) {
+      g.a_ln_mean = mean->f32();
+      g.a_ln_rstd = rstd->f32();
+      g.a_ln_w = lnw->f32();
+      g.a_ln_b = lnb ? lnb->f32() : nullptr;
+    }
+    g.bias = bias ? bias->f32() : nullptr;
+    if (res) {
+      g.residual = res->f32();
+      g.ld_res = s.out;
+    }
+    if (gelu) {
+      g.act_out = y->f32();
+      g.ld_act = s.out;
+    }
+    kt().gemm(g);
+  }
+  return r;
+}
+
+// linear_backward(x, w, gy, h | null, transW, needX, needW, needBias, geluInput, lnW | null, lnB | null,
+//                 mean | null, rstd | null, needLnW, needLnB) -> [gx | null, gw | null, gbias | null, glnW | null, glnB | null]
+// with h (the forward had gelu): the gradient at the product is gy * gelu'(h); with geluInput
+// the product's left operand was gelu(x): gw uses gelu(x) (applied as x is packed) and
+// gx = (g·op(w)ᵀ) * gelu'(x) (in the GEMM's epilogue); with lnW it was layerNorm(x) (mean,
+// rstd from the forward): gw uses it (applied as x is packed) and gx, glnW, glnB are the
+// layer norm's backward of g·op(w)ᵀ
+static Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "linear_backward");
+  a.count(15);
+  TensorWrap* x = a.tensor_f32(0, "x");
+  TensorWrap* w = a.tensor_f32(1, "w");
+  TensorWrap* gy = a.tensor_f32(2, "gy");
+  TensorWrap* h = info[3].IsNull() || info[3].IsUndefined() ? nullptr : a.tensor_f32(3, "h");
+  bool tw = a.boolean(4, "transW");
+  bool need_x = a.boolean(5, "needX"), need_w = a.boolean(6, "needW"), need_b = a.boolean(7, "needBias");
+  bool gelu_in = a.boolean(8, "geluInput");
+  TensorWrap* lnw = info[9].IsNull() || info[9].IsUndefined() ? nullptr : a.tensor_f32(9, "lnW");
+  TensorWrap* lnb = info[10].IsNull() || info[10].IsUndefined() ? nullptr : a.tensor_f32(10, "lnB");
+  TensorWrap* mean = info[11].IsNull() || info[11].IsUndefined() ? nullptr : a.tensor_f32(11, "mean");
+  TensorWrap* rstd = info[12].IsNull() || info[12].IsUndefined() ? nullptr : a.tensor_f32(12, "rstd");
+  bool need_lnw = a.boolean(13, "needLnW"), need_lnb = a.boolean(14, "needLnB");
+  LinearShapes s = linear_shapes(a, x, w, nullptr, tw);
+  check_input_norm(a, lnw, lnb, s.in);
+  Shape rs(x->shape.begin(), x->shape.end() - 1);
+  if (lnw) {
+    if (!mean || !rstd) a.range_error("lnW needs mean and rstd");
+    if (mean->shape != rs || rstd->shape != rs) a.range_error("mean and rstd must be " + shape_str(rs));
+    if (gelu_in) a.range_error("lnW and geluInput cannot be combined");
+  }
+  if ((need_lnw && !lnw) || (need_lnb && !lnb)) a.range_error("needLnW / needLnB without lnW / lnB");
+  Shape ys = x->shape;
+  ys.back() = s.out;
+  if (gy->shape != ys) a.range_error("gy must be " + shape_str(ys) + ", got " + shape_str(gy->shape));
+  if (h && h->shape != ys) a.range_error("h must be " + shape_str(ys) + ", got " + shape_str(h->shape));
+  Napi::Env env = info.Env();
+  Napi::Array res = Napi::Array::New(env, 5);
+  for (uint32_t i = 0; i < 5; ++i) res[i] = env.Null();
+  TensorWrap *gx = nullptr, *gw = nullptr, *gb = nullptr, *glnw = nullptr, *glnb = nullptr;
+  if (need_x) res[0u] = new_f32(env, x->shape, &gx);
+  if (need_w) res[1u] = new_f32(env, w->shape, &gw);
+  if (need_b) res[2u] = new_f32(env, Shape{s.out}, &gb);
+  if (need_lnw) res[3u] = new_f32(env, Shape{s.in}, &glnw);
+  if (need_lnb) res[4u] = new_f32(env, Shape{s.in}, &glnb);
+  int64_t N = rows_of(gy, s.out);
+  if (N <= 0 || s.out == 0) {  // no rows or no outputs: every gradient is zero
+    for (TensorWrap* t : {gx, gw, gb, glnw, glnb})
+      if (t) std::memset(t->f32(), 0, size_t(t->numel) * 4);
+    return res;
+  }
+  const KernelTable& k = kt();
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  auto scratch_of = [&](int64_t n) {
+    size_t bytes = (size_t(n) * 4 + 63) & ~size_t(63);
+    float* p = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
+    if (!p) a.range_error("cannot allocate " + std::to_string(bytes) + " bytes");
+    return std::unique_ptr<float, Free>(p);
+  };
+  // the gradient at the product: gy, or gy * gelu'(h) in a scratch buffer
+  std::unique_ptr<float, Free> scratch;
+  const float* g = gy->f32();
+  const bool need_xln = lnw && (need_x || need_lnw || need_lnb);  // the layer norm's backward runs
+  if (h && (need_x || need_w || need_b || need_xln)) {
+    scratch = scratch_of(N * s.out);
+    k.linear_epilogue_backward(gy->f32(), h->f32(), N, s.out, scratch.get(), gb ? gb->f32() : nullptr);
+    g = scratch.get();
+  } else if (gb) {
+    k.linear_epilogue_backward(gy->f32(), nullptr, N, s.out, nullptr, gb->f32());
+  }
+  if ((gx || need_xln) && s.in) {  // gx [N, in] = g · op(w)ᵀ (* gelu'(x)); through the layer norm with lnW
+    std::unique_ptr<float, Free> gxln, gxs;
+    float* dst = gx ? gx->f32() : nullptr;
+    if (lnw) {
+      gxln = scratch_of(N * s.in);
+      dst = gxln.get();
+    }
+    GemmArgs gg{N, s.in, s.out, g, s.out, false, w->f32(), tw ? s.in : s.out, !tw, dst, s.in, false};
+    if (gelu_in) {
+      gg.c_gelu_grad = x->f32();
+      gg.ld_cgg = s.in;
+    }
+    k.gemm(gg);
+    if (lnw) {
+      float* gxo = gx ? gx->f32() : nullptr;
+      if (!gxo) {
+        gxs = scratch_of(N * s.in);
+        gxo = gxs.get();
+      }
+      k.layer_norm_backward(x->f32(), lnw->f32(), mean->f32(), rstd->f32(), gxln.get(), N, s.in, gxo,
+                            glnw ? glnw->f32() : nullptr, glnb ? glnb->f32() : nullptr);
+    }
+  } else {
+    for (TensorWrap* t : {glnw, glnb})  // no features
+      if (t) std::memset(t->f32(), 0, size_t(t->numel) * 4);
+  }
+  if (gw) {
+    if (tw) {  // gw [out, in] = gᵀ · x'
+      GemmArgs gg{s.out, s.in, N, g, s.out, true, x->f32(), s.in, false, gw->f32(), s.in, false};
+      gg.b_gelu = gelu_in;
+      if (lnw) {
+        gg.b_ln_mean = mean->f32();
+        gg.b_ln_rstd = rstd->f32();
+        gg.b_ln_w = lnw->f32();
+        gg.b_ln_b = lnb ? lnb->f32() : nullptr;
+      }
+      k.gemm(gg);
+    } else {  // gw [in, out] = x'ᵀ · g
+      GemmArgs gg{s.in, s.out, N, x->f32(), s.in, true, g, s.out, false, gw->f32(), s.out, false};
+      gg.a_gelu = gelu_in;
+      if (lnw) {
+        gg.a_ln_mean = mean->f32();
+        gg.a_ln_rstd = rstd->f32();
+        gg.a_ln_w = lnw->f32();
+        gg.a_ln_b = lnb ? lnb->f32() : nullptr;
+      }
+      k.gemm(gg);
+    }
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------- attention on a fused projection (CPU)
+// qkv [B, T, 3·C] holds q, k and v side by side (each [B, T, heads, D], C = heads·D): the fused
+// attention reads them in place and writes o as [B, T, C] (the heads merged), and the backward
+// writes dq, dk and dv into one [B, T, 3·C] gradient: no copies into and out of [B, heads, T, D].
+struct PackedAttn {
+  int64_t B, T, C, H, D;
+};
+
+static PackedAttn packed_attn_shapes(const Args& a, const TensorWrap* qkv, int64_t H) {
+  if (a.cuda()) a.type_error("runs on the CPU");
+  if (qkv->shape.size() != 3) a.range_error("qkv must be [B, T, 3·heads·D], got " + shape_str(qkv->shape));
+  int64_t W = qkv->shape[2];
+  if (W % (3 * H)) a.range_error("the last size " + std::to_string(W) + " is not a multiple of 3·heads = " + std::to_string(3 * H));
+  PackedAttn p{qkv->shape[0], qkv->shape[1], W / 3, H, W / (3 * H)};
+  if (p.D > 256) a.range_error("head dimension " + std::to_string(p.D) + " exceeds 256");
+  return p;
+}
+
+static AttnArgs packed_attn_args(const PackedAttn& p, const float* qkv, float scale, bool causal) {
+  AttnArgs at{};
+  const int64_t W = 3 * p.C;
+  float* base = const_cast<float*>(qkv);
+  at.q = AttnView{base, p.T * W, p.D, W};
+  at.k = AttnView{base + p.C, p.T * W, p.D, W};
+  at.v = AttnView{base + 2 * p.C, p.T * W, p.D, W};
+  at.kv_len = nullptr;
+  at.B = p.B, at.H = p.H, at.Hkv = p.H, at.T = p.T, at.S = p.T, at.D = p.D;
+  at.scale = scale;
+  at.causal = causal;
+  return at;
+}
+
+// attention_packed_forward(qkv [B, T, 3·C], heads, scale, causal) -> [o [B, T, C], lse [B, heads, T]]
+static Napi::Value AttentionPackedForward(const Napi::CallbackInfo& info) {
+  Args a(info, "attentionPacked");
+  a.count(4);
+  TensorWrap* qkv = a.tensor_f32(0, "qkv");
+  int64_t H = a.integer(1, "heads", 1, int64_t(1) << 20);
+  double scale = a.number(2, "scale");
+  bool causal = a.boolean(3, "causal");
+  PackedAttn p = packed_attn_shapes(a, qkv, H);
+  TensorWrap *o, *lse;
+  Napi::Array r = Napi::Array::New(info.Env(), 2);
+  r[0u] = new_f32(info.Env(), Shape{p.B, p.T, p.C}, &o);
+  r[1u] = new_f32(info.Env(), Shape{p.B, p.H, p.T}, &lse);
+  if (qkv->numel == 0) return r;
+  AttnArgs at = packed_attn_args(p, qkv->f32(), float(scale), causal);
+  at.o = AttnView{o->f32(), p.T * p.C, p.D, p.C};
+  at.lse = lse->f32();
+  kt().attention_forward_ex(at);
+  return r;
+}
+
+// attention_packed_backward(qkv, o, lse, dout [B, T, C], heads, scale, causal) -> gqkv [B, T, 3·C]
+static Napi::Value AttentionPackedBackward(const Napi::CallbackInfo& info) {
+  Args a(info, "attentionPacked_backward");
+  a.count(7);
+  TensorWrap* qkv = a.tensor_f32(0, "qkv");
+  TensorWrap* o = a.tensor_f32(1, "o");
+  TensorWrap* lse = a.tensor_f32(2, "lse");
+  TensorWrap* dout = a.tensor_f32(3, "dout");
+  int64_t H = a.integer(4, "heads", 1, int64_t(1) << 20);
+  double scale = a.number(5, "scale");
+  bool causal = a.boolean(6, "causal");
+  PackedAttn p = packed_attn_shapes(a, qkv, H);
+  Shape os{p.B, p.T, p.C};
+  if (o->shape != os || dout->shape != os) a.range_error("o and dout must be " + shape_str(os));
+  if (lse->shape != (Shape{p.B, p.H, p.T})) a.range_error("lse must be [B, heads, T]");
+  TensorWrap* g;
+  Napi::Object out = new_f32(info.Env(), qkv->shape, &g);
+  if (qkv->numel == 0) return out;
+  AttnArgs at = packed_attn_args(p, qkv->f32(), float(scale), causal);
+  const int64_t W = 3 * p.C;
+  at.o = AttnView{o->f32(), p.T * p.C, p.D, p.C};
+  at.dout = AttnView{dout->f32(), p.T * p.C, p.D, p.C};
+  at.dq = AttnView{g->f32(), p.T * W, p.D, W};
+  at.dk = AttnView{g->f32() + p.C, p.T * W, p.D, W};
+  at.dv = AttnView{g->f32() + 2 * p.C, p.T * W, p.D, W};
+  at.lse = lse->f32();
+  kt().attention_backward_ex(at);
+  return out;
+}
+
+// add_inplace(a, b): a += b (same shape, f32, CPU); autograd's gradient accumulation
+static Napi::Value AddInplace(const Napi::CallbackInfo& info) {
+  Args a(info, "add_inplace");
+  a.count(2);
+  TensorWrap* x = a.tensor_f32(0, "a");
+  TensorWrap* y = a.tensor_f32(1, "b");
+  if (a.cuda()) a.type_error("runs on the CPU");
+  same_shape(a, x, y, "a", "b");
+  float* dst = x->f32();
+  const float* src = y->f32();
+  if (dst == src) {
+    par(x->numel, 1 << 15, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) dst[i] += dst[i];
+    });
+  } else {
+    par(x->numel, 1 << 15, [&](int64_t b, int64_t e) {
+      float* __restrict d = dst;
+      const float* __restrict s = src;
+      for (int64_t i = b; i < e; ++i) d[i] += s[i];
+    });
+  }
+  return info.Env().Undefined();
 }
 
 void register_math_ops(Napi::Env env, Napi::Object exports) {
@@ -794,6 +1141,11 @@ void register_math_ops(Napi::Env env, Napi::Object exports) {
   define<DropoutForward>(env, exports, "dropout_forward", "dropout");
   define<RopeForward>(env, exports, "rope_forward", "rope");
   define<MatmulForward>(env, exports, "matmul_forward", "matmul");
+  define<LinearForward>(env, exports, "linear_forward", "linear");
+  define<LinearBackward>(env, exports, "linear_backward", "linear_backward");
+  define<AttentionPackedForward>(env, exports, "attention_packed_forward", "attentionPacked");
+  define<AttentionPackedBackward>(env, exports, "attention_packed_backward", "attentionPacked_backward");
+  define<AddInplace>(env, exports, "add_inplace", "add_inplace");
 }
 
 }  // namespace tk

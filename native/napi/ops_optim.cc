@@ -70,12 +70,12 @@ static Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   TensorWrap* t = a.tensor_float(0, "x");
   if (a.cuda()) {
     // one f32 accumulator on the device, read back (synchronizes)
-    const tk_backend_api& api = cuda_backend(a);
-    TensorWrap* acc = TensorWrap::Unwrap(TensorWrap::Create(info.Env(), DType::F32, Shape{1}));
-    TK_CUDA(a, fill, acc->raw(), TK_F32, 1, 0.0);
-    if (t->numel) TK_CUDA(a, sum_squares, tk_dt(t->dtype), t->raw(), t->numel, acc->f32());
+    CudaScratch scratch(a);
+    float* acc = scratch.get<float>(1);
+    TK_CUDA(a, fill, acc, TK_F32, 1, 0.0);
+    if (t->numel) TK_CUDA(a, sum_squares, tk_dt(t->dtype), t->raw(), t->numel, acc);
     float h = 0;
-    TK_CUDA(a, memcpy_d2h, &h, acc->raw(), 4);
+    TK_CUDA(a, memcpy_d2h, &h, acc, 4);
     return Napi::Number::New(info.Env(), h);
   }
   return Napi::Number::New(info.Env(), kt().sum_squares(t->f32(), t->numel));

@@ -73,6 +73,16 @@ export function buildAttentionMask(keyMask: number[][], T: number, causal: boole
   return any ? tensor(m, [B, 1, T, S], { dtype: 'i8', device }) : null;
 }
 
+/** True when keyMask is [B][T] with every key real and no packed segments (nothing to mask but causality). */
+export function isFullKeyMask(keyMask: KeyMask, T: number): boolean {
+  if (keyMask.segmentIds) return false;
+  for (const row of keyMask) {
+    if (row.length !== T) return false;
+    for (const m of row) if (m !== 1) return false;
+  }
+  return true;
+}
+
 /**
  * Attention for the models: the fused kernel (tk.ops.attention) whenever the
  * key mask is a prefix of real tokens in every row (no padding, or right

@@ -6,7 +6,10 @@ import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import * as ops from '../ops/index.js';
 import { Tensor, tensor } from '../tensor.js';
 import { PreTrainedModel, type ForwardOptions, type HFConfig } from './base.js';
-import { attend, idsTensor, type KeyMask, type KVCache, maskRows, positionIds } from './common.js';
+import { markTransient } from '../autograd.js';
+import { attentionPacked } from '../ops/attention.js';
+import { embeddingSum } from '../ops/nn.js';
+import { attend, idsTensor, isFullKeyMask, type KeyMask, type KVCache, maskRows, positionIds } from './common.js';
 
 export interface GPT2Config extends HFConfig {
   model_type: 'gpt2';
@@ -45,6 +48,13 @@ function dropoutIf(m: Module, x: Tensor, p: number | undefined): Tensor {
   return m.training && p ? ops.dropout(x, p) : x;
 }
 
+/** residual + proj(x): fused into the GEMM for a plain Linear, composed for a wrapped one (an adapter). */
+function project(proj: Module, x: Tensor, residual: Tensor | undefined): Tensor {
+  if (!residual) return (proj as Linear).forward(x);
+  if (proj instanceof Linear) return proj.forwardResidual(x, residual);
+  return ops.add(residual, (proj as Linear).forward(x));
+}
+
 class GPT2Attention extends Module {
   readonly c_attn: Linear;
   readonly c_proj: Linear;
@@ -54,19 +64,29 @@ class GPT2Attention extends Module {
     this.c_attn = this.registerModule('c_attn', new Linear(C, 3 * C, { fanInFanOut: true, std }));
     this.c_proj = this.registerModule('c_proj', new Linear(C, C, { fanInFanOut: true, std: std / Math.sqrt(2 * cfg.n_layer) }));
   }
-  forward(x: Tensor, layer: number, keyMask: KeyMask, cache: KVCache | undefined): Tensor {
+  /**
+   * With residual: residual + attention(x) (the addition fused into c_proj where it can be);
+   * with norm: attention(norm(x)) (the normalization fused into c_attn where it can be).
+   */
+  forward(x: Tensor, layer: number, keyMask: KeyMask, cache: KVCache | undefined, residual?: Tensor, norm?: LayerNorm): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     const H = this.cfg.n_head, D = C / H;
-    const qkv = (this.children.c_attn as Linear).forward(x);  // [B, T, 3C]
+    const attn = this.children.c_attn as Linear;
+    const qkv = norm && attn instanceof Linear ? attn.forwardNormed(x, norm) : attn.forward(norm ? markTransient(norm.forward(x)) : x);  // [B, T, 3C]
+    let scale = this.cfg.scale_attn_weights === false ? 1 : 1 / Math.sqrt(D);
+    if (this.cfg.scale_attn_by_inverse_layer_idx) scale /= layer + 1;
+    // no cache and every key real (training, scoring): split, attend and merge as one op
+    if (!cache && isFullKeyMask(keyMask, T)) {
+      const a = markTransient(attentionPacked(markTransient(qkv), H, { causal: true, scale }));
+      return project(this.children.c_proj as Linear, a, residual);
+    }
     const heads = (i: number) => ops.permute(ops.reshape(ops.slice(qkv, 2, i * C, (i + 1) * C), [B, T, H, D]), [0, 2, 1, 3]);
     const q = heads(0);
     let k = heads(1), v = heads(2);
     if (cache) ({ k, v } = cache.update(layer, k, v));
-    let scale = this.cfg.scale_attn_weights === false ? 1 : 1 / Math.sqrt(D);
-    if (this.cfg.scale_attn_by_inverse_layer_idx) scale /= layer + 1;
     const a = attend(q, k, v, keyMask, true, scale);  // [B, H, T, D]
     const merged = ops.reshape(ops.permute(a, [0, 2, 1, 3]), [B, T, C]);
-    return (this.children.c_proj as Linear).forward(merged);
+    return project(this.children.c_proj as Linear, merged, residual);
   }
 }
 
@@ -77,12 +97,28 @@ class GPT2MLP extends Module {
     this.registerModule('c_fc', new Linear(C, inner, { fanInFanOut: true, std }));
     this.registerModule('c_proj', new Linear(inner, C, { fanInFanOut: true, std: std / Math.sqrt(2 * cfg.n_layer) }));
   }
-  forward(x: Tensor): Tensor {
+  /**
+   * With residual: residual + mlp(x) (the addition fused into c_proj where it can be);
+   * with norm: mlp(norm(x)) (the normalization fused into c_fc where it can be).
+   */
+  forward(x: Tensor, residual?: Tensor, norm?: LayerNorm): Tensor {
     const act = this.cfg.activation_function ?? 'gelu_new';
-    const h = (this.children.c_fc as Linear).forward(x);
+    const fc = this.children.c_fc as Linear, proj = this.children.c_proj as Linear;
+    if (norm && !(fc instanceof Linear)) {
+      x = markTransient(norm.forward(x));
+      norm = undefined;
+    }
+    // the tanh GELUs fused (into plain Linears, not ones an adapter wraps): applied as c_proj
+    // reads c_fc's output, or else in c_fc's epilogue
+    const tanhGelu = act !== 'relu' && act !== 'silu' && act !== 'gelu';
+    if (tanhGelu && fc instanceof Linear && proj instanceof Linear)
+      return proj.forwardGeluInput(markTransient(norm ? fc.forwardNormed(x, norm) : fc.forward(x)), residual);
+    if (norm) x = markTransient(norm.forward(x));
+    if (tanhGelu && fc instanceof Linear) return project(proj, fc.forwardGelu(x), residual);
+    const h = fc.forward(x);
     // 'gelu' is the exact (erf) GELU in transformers' ACT2FN; the gelu_* variants are the tanh approximation
     const a = act === 'relu' ? ops.relu(h) : act === 'silu' ? ops.silu(h) : act === 'gelu' ? ops.geluErf(h) : ops.gelu(h);
-    return (this.children.c_proj as Linear).forward(a);
+    return project(this.children.c_proj as Linear, a, residual);
   }
 }
 
@@ -97,9 +133,16 @@ class GPT2Block extends Module {
   }
   forward(x: Tensor, layer: number, keyMask: KeyMask, cache: KVCache | undefined): Tensor {
     const c = this.children as Record<string, Module>;
-    const a = (c.attn as GPT2Attention).forward((c.ln_1 as LayerNorm).forward(x), layer, keyMask, cache);
+    const attn = c.attn as GPT2Attention, mlp = c.mlp as GPT2MLP;
+    if (!(this.training && this.cfg.resid_pdrop)) {
+      // no dropout on the branches: each residual addition rides in its c_proj (the
+      // intermediates are the block's own: backward() frees them as it passes)
+      x = markTransient(attn.forward(x, layer, keyMask, cache, x, c.ln_1 as LayerNorm));
+      return mlp.forward(x, x, c.ln_2 as LayerNorm);
+    }
+    const a = attn.forward((c.ln_1 as LayerNorm).forward(x), layer, keyMask, cache);
     x = ops.add(x, dropoutIf(this, a, this.cfg.resid_pdrop));
-    const m = (c.mlp as GPT2MLP).forward((c.ln_2 as LayerNorm).forward(x));
+    const m = mlp.forward((c.ln_2 as LayerNorm).forward(x));
     return ops.add(x, dropoutIf(this, m, this.cfg.resid_pdrop));
   }
 }
@@ -150,21 +193,27 @@ export class GPT2LMHeadModel extends PreTrainedModel {
       throw new RangeError(`gpt2: sequence longer than n_positions = ${this.config.n_positions}`);
     const tr = this.t.children as Record<string, Module | Module[]>;
     const posT = tensor(Int32Array.from(pos.flat()), [B, T], { dtype: 'i32', device });
-    let x = ops.add((tr.wte as Embedding).forward(ids), (tr.wpe as Embedding).forward(posT));
+    const wte = tr.wte as Embedding, wpe = tr.wpe as Embedding;
+    let x =
+      wte instanceof Embedding && wpe instanceof Embedding
+        ? embeddingSum(wte.weight, ids, wpe.weight, posT)
+        : ops.add(markTransient(wte.forward(ids)), markTransient(wpe.forward(posT)));
     x = dropoutIf(this, x, this.config.embd_pdrop);
     const keyMask: KeyMask = cache ? stepMask.map((m, b) => [...cache.mask[b]!, ...m]) : stepMask;
     if (opts.segmentIds) {
       if (cache) throw new Error('gpt2: segmentIds (packed rows) cannot be combined with a KV cache');
       keyMask.segmentIds = opts.segmentIds;
     }
-    (tr.h as GPT2Block[]).forEach((blk, i) => (x = blk.forward(x, i, keyMask, cache)));
+    // each block's input is the model's own (the last block's output too: ln_f reads it)
+    (tr.h as GPT2Block[]).forEach((blk, i) => (x = blk.forward(markTransient(x), i, keyMask, cache)));
     if (cache) cache.mask = keyMask;
-    return (tr.ln_f as LayerNorm).forward(x);
+    return (tr.ln_f as LayerNorm).forward(markTransient(x));
   }
 
   forward(inputIds: Tensor | number[][], opts: ForwardOptions = {}): Tensor {
-    let x = this.hiddenStates(inputIds, opts);
-    if (opts.lastOnly) x = ops.slice(x, 1, -1);
+    // the hidden states are this call's own (only the logits leave it)
+    let x = markTransient(this.hiddenStates(inputIds, opts));
+    if (opts.lastOnly) x = markTransient(ops.slice(x, 1, -1));
     const head = this.children.lm_head as Linear | undefined;
     const wte = (this.t.children.wte as Embedding).weight;
     return head ? head.forward(x) : ops.matmul(x, wte, { transB: true });

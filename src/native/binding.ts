@@ -88,6 +88,19 @@ export interface NativeAddon {
   dropout_forward(x: T, p: number, seed: number): T;
   rope_forward(x: T, positions: T, theta: number, inverse: boolean): T;
   matmul_forward(a: T, b: T, transA: boolean, transB: boolean, outF32?: boolean): T;
+  /**
+   * CPU: y = x'·op(w) + bias + residual (w [out, in] with transW, else [in, out]), x' = layerNorm(x)
+   * with lnW, gelu(x) with geluInput; with gelu y = gelu(h). -> [y, h | null, mean | null, rstd | null]
+   */
+  linear_forward(x: T, w: T, bias: T | null, residual: T | null, transW: boolean, gelu: boolean, geluInput: boolean, lnW: T | null, lnB: T | null, eps: number): [T, T | null, T | null, T | null];
+  /** -> [gx, gw, gbias, glnW, glnB] (null where not needed) */
+  linear_backward(x: T, w: T, gy: T, h: T | null, transW: boolean, needX: boolean, needW: boolean, needBias: boolean, geluInput: boolean, lnW: T | null, lnB: T | null, mean: T | null, rstd: T | null, needLnW: boolean, needLnB: boolean): [T | null, T | null, T | null, T | null, T | null];
+  /** CPU: attention straight from a fused projection qkv [B, T, 3·C] -> [o [B, T, C], lse [B, heads, T]] */
+  attention_packed_forward(qkv: T, heads: number, scale: number, causal: boolean): [T, T];
+  /** CPU: -> the gradient of qkv, [B, T, 3·C] */
+  attention_packed_backward(qkv: T, o: T, lse: T, dout: T, heads: number, scale: number, causal: boolean): T;
+  /** CPU, in place: a += b (same shape, f32) */
+  add_inplace(a: T, b: T): void;
   // runtime
   backendInfo(): NativeBackendInfo;
   cudaMemoryStats(): CudaMemoryStats;

@@ -38,8 +38,28 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = ops.matmul(x, this.weight, { transB: !this.fanInFanOut });
-    return this.bias ? ops.add(y, this.bias) : y;
+    return ops.linear(x, this.weight, this.bias, { fanInFanOut: this.fanInFanOut });
+  }
+
+  /** residual + forward(x), the addition fused on the CPU */
+  forwardResidual(x: Tensor, residual: Tensor): Tensor {
+    return ops.linear(x, this.weight, this.bias, { fanInFanOut: this.fanInFanOut, residual });
+  }
+
+  /** forward(norm(x)) for a LayerNorm `norm`, fused on the CPU: the normalized x is never stored */
+  forwardNormed(x: Tensor, norm: LayerNorm): Tensor {
+    const p = norm.params;
+    return ops.linear(x, this.weight, this.bias, { fanInFanOut: this.fanInFanOut, inputNorm: { weight: p.weight!, bias: p.bias ?? null, eps: norm.eps } });
+  }
+
+  /** [residual +] forward(gelu(x)) (tanh GELU), fused on the CPU: gelu(x) is never stored */
+  forwardGeluInput(x: Tensor, residual?: Tensor): Tensor {
+    return ops.linear(x, this.weight, this.bias, { fanInFanOut: this.fanInFanOut, residual, inputActivation: 'gelu' });
+  }
+
+  /** forward followed by GELU (tanh approximation), fused on the CPU */
+  forwardGelu(x: Tensor): Tensor {
+    return ops.linear(x, this.weight, this.bias, { fanInFanOut: this.fanInFanOut, activation: 'gelu' });
   }
 }
 

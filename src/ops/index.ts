@@ -4,6 +4,8 @@ export { sum, mean, max } from './reduce.js';
 export type { Axis, ReduceOptions } from './reduce.js';
 export { matmul } from './matmul.js';
 export type { MatmulOptions } from './matmul.js';
+export { linear } from './linear.js';
+export type { LinearOptions } from './linear.js';
 export { softmax, logSoftmax, crossEntropy, layerNorm, rmsNorm, embedding, dropout, rope } from './nn.js';
 export type { CrossEntropyOptions, NormOptions, DropoutOptions, RopeOptions } from './nn.js';
 export { reshape, transpose, permute, concat, slice, where, maskedFill } from './shape.js';

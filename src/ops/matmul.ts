@@ -45,7 +45,16 @@ function recordMatmul(a: Tensor, b: Tensor, ta: boolean, tb: boolean, y: Tensor,
       ga = ta ? mm(b, g, tb, true) : mm(g, b, false, !tb);
       ga = sumTo(ga, a.shape);
     }
-    if (needs[1]) {
+    if (needs[1] && b.ndim === 2 && a.ndim > 2 && !ta) {
+      // b shared across a's batch (a weight): fold the batch into the product's K
+      // (one GEMM over all rows, no per-batch partial products to sum)
+      const K = a.shape[a.ndim - 1]!, N = g.shape[g.ndim - 1]!;
+      const rows = a.shape.slice(0, -1).reduce((p, d) => p * d, 1);
+      const a2 = wrap(native.reshape(h(a), [rows, K])), g2 = wrap(native.reshape(h(g), [rows, N]));
+      gb = tb ? mm(g2, a2, true, false) : mm(a2, g2, true, false);
+      a2.dispose();
+      g2.dispose();
+    } else if (needs[1]) {
       // op(b) = op(a)^T · g
       gb = tb ? mm(g, a, true, ta) : mm(a, g, !ta, false);
       gb = sumTo(gb, b.shape);

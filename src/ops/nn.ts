@@ -123,6 +123,34 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   return record(y, 'embedding', [table], (g) => [wrap(native.embedding_backward(h(g), h(ids), table.shape[0]!), table.shape)]);
 }
 
+/**
+ * tableA[idsA] + tableB[idsB] (a token plus a position embedding) as one node: the same
+ * values as two embedding lookups and an add, without keeping the two lookups alive until
+ * the backward. @internal (models)
+ */
+export function embeddingSum(tableA: Tensor, idsA: Tensor, tableB: Tensor, idsB: Tensor): Tensor {
+  checkTensor('embeddingSum', 'tableA', tableA);
+  checkTensor('embeddingSum', 'idsA', idsA);
+  checkTensor('embeddingSum', 'tableB', tableB);
+  checkTensor('embeddingSum', 'idsB', idsB);
+  const ea = native.embedding_forward(h(tableA), h(idsA));
+  let y: Tensor;
+  try {
+    const eb = native.embedding_forward(h(tableB), h(idsB));
+    try {
+      y = wrap(native.binary_forward('add', ea, eb));
+    } finally {
+      eb.dispose();
+    }
+  } finally {
+    ea.dispose();
+  }
+  return record(y, 'embeddingSum', [tableA, tableB], (g, needs) => [
+    needs[0] ? wrap(native.embedding_backward(h(g), h(idsA), tableA.shape[0]!), tableA.shape) : null,
+    needs[1] ? wrap(native.embedding_backward(h(g), h(idsB), tableB.shape[0]!), tableB.shape) : null,
+  ]);
+}
+
 export interface DropoutOptions {
   /** mask seed; drawn from the global sequence (tk.manualSeed) when omitted */
   seed?: number;
