@@ -200,11 +200,12 @@ static Napi::Value MaskedFillForward(const Napi::CallbackInfo& info) {
   if (x->numel == 0) return out;
   if (args.cuda()) {
     // y = mask ? value : x, the value broadcast from a one-element tensor
-    TensorWrap* v = TensorWrap::Unwrap(TensorWrap::Create(info.Env(), x->dtype, Shape{1}));
-    TK_CUDA(args, fill, v->raw(), tk_dt(x->dtype), 1, value);
+    CudaScratch scratch(args);
+    void* v = scratch.get(dtype_size(x->dtype));
+    TK_CUDA(args, fill, v, tk_dt(x->dtype), 1, value);
     CudaStrides st = cuda_strides(args, plan_broadcast(s, {m->shape, Shape{}, x->shape}));
-    TK_CUDA(args, where, m->raw(), tk_dt(m->dtype), st.strides[0], v->raw(), st.strides[1], x->raw(), st.strides[2],
-                               tk_dt(x->dtype), y->raw(), st.ndim, st.sizes);
+    TK_CUDA(args, where, m->raw(), tk_dt(m->dtype), st.strides[0], v, st.strides[1], x->raw(), st.strides[2], tk_dt(x->dtype),
+            y->raw(), st.ndim, st.sizes);
     return out;
   }
   BroadcastPlan p = plan_broadcast(s, {x->shape, m->shape});

@@ -514,7 +514,6 @@ static Napi::Value Expand(const Napi::CallbackInfo& info) {
 // sum_to on CUDA: one axis reduction per expanded axis (leading axes at once),
 // through temporaries, the last one written into the result.
 static Napi::Value sum_to_cuda(const Args& a, TensorWrap* t, const Shape& s) {
-  const tk_backend_api& api = cuda_backend(a);
   Napi::Object out = TensorWrap::Create(a.env(), t->dtype, s);
   TensorWrap* o = TensorWrap::Unwrap(out);
   int64_t n_out = shape_numel(s);
@@ -547,20 +546,12 @@ static Napi::Value sum_to_cuda(const Args& a, TensorWrap* t, const Shape& s) {
     TK_CUDA(a, memcpy_d2d, o->raw(), t->raw(), size_t(n_out) * es);
     return out;
   }
-  if (!api.reduce_axis) a.range_error("the CUDA backend library has no 'reduce_axis' kernel");
+  CudaScratch scratch(a);  // the intermediate sums; the last step writes the result
   const void* src = t->raw();
-  void* tmp = nullptr;
   for (size_t i = 0; i < steps.size(); ++i) {
     const Step& st = steps[i];
-    void* dst = i + 1 == steps.size() ? o->raw() : api.alloc(size_t(st.outer * st.inner) * es);
-    if (!dst) {
-      if (tmp) api.free(tmp);
-      a.range_error(api.last_error());
-    }
-    int rc = api.reduce_axis(TK_SUM, tk_dt(t->dtype), src, st.outer, st.n, st.inner, dst, nullptr);
-    if (tmp) api.free(tmp);  // stream-ordered: reused only by later work
-    tmp = dst == o->raw() ? nullptr : dst;
-    cuda_check(a, rc);
+    void* dst = i + 1 == steps.size() ? o->raw() : scratch.get(size_t(st.outer * st.inner) * es);
+    TK_CUDA(a, reduce_axis, TK_SUM, tk_dt(t->dtype), src, st.outer, st.n, st.inner, dst, nullptr);
     src = dst;
   }
   return out;

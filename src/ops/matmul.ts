@@ -19,25 +19,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const mixed = autocastState() === 'bf16' && a.device === 'cuda' && a.dtype === 'f32' && b.dtype === 'f32';
   const a16 = mixed ? native.cast(h(a), 'bf16') : null, b16 = mixed ? native.cast(h(b), 'bf16') : null;
   const y = wrap(native.matmul_forward(a16 ?? h(a), b16 ?? h(b), ta, tb, mixed));
-  if (!mixed) return recordMatmul(a, b, ta, tb, y, (x, z, tx, tz) => wrap(native.matmul_forward(h(x), h(z), tx, tz)));
-  return recordMatmul(a, b, ta, tb, y, (x, z, tx, tz) => {
+  // the bf16 copies are not kept (queued kernels still read them safely): the backward casts again
+  a16?.dispose();
+  b16?.dispose();
+  const mm = (x: Tensor, z: Tensor, tx: boolean, tz: boolean): Tensor => {
+    if (!mixed) return wrap(native.matmul_forward(h(x), h(z), tx, tz));
     // x or z is the incoming f32 gradient, the other an f32 operand: both go to bf16
     const x16 = native.cast(h(x), 'bf16'), z16 = native.cast(h(z), 'bf16');
     const r = wrap(native.matmul_forward(x16, z16, tx, tz, true));
     x16.dispose();
     z16.dispose();
     return r;
-  }, () => {
-    a16!.dispose();
-    b16!.dispose();
-  });
-}
-
-type Mm = (x: Tensor, z: Tensor, tx: boolean, tz: boolean) => Tensor;
-
-function recordMatmul(a: Tensor, b: Tensor, ta: boolean, tb: boolean, y: Tensor, mm: Mm, release?: () => void): Tensor {
-  // the bf16 copies of the forward are not kept: the backward casts again
-  release?.();
+  };
   return record(y, 'matmul', [a, b], (g, needs) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (needs[0]) {
